@@ -1,0 +1,76 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from xmlc.bundle import MANIFEST, BundleError, read_manifest
+from xmlc.pipeline import Pipeline
+
+
+def test_manifest_describes_the_bundle(tree_bundle):
+    manifest = read_manifest(tree_bundle)
+    assert manifest["schema_version"] == 1 and manifest["method"] == "tree"
+    assert manifest["n_labels"] == 64 and manifest["n_features"] > 100
+    assert manifest["shortlister"]["kind"] == "tree"
+    assert manifest["train_params"]["tree"]["cluster"]["branching"] == 4
+    assert manifest["predict_params"]["beam_size"] == 10
+    for name, meta in manifest["files"].items():
+        assert (tree_bundle / name).stat().st_size == meta["bytes"] and len(meta["sha256"]) == 64
+    assert not any(p.suffix in {".pkl", ".pickle"} for p in tree_bundle.iterdir())
+
+
+def test_round_trip_predicts_the_same(tree_bundle, corpus):
+    texts = [d.full_text for d in corpus[1][:50]]
+    a = Pipeline.load(tree_bundle).predict_batch(texts, 5)
+    copy = tree_bundle.parent / "copy"
+    shutil.copytree(tree_bundle, copy)
+    b = Pipeline.load(copy).predict_batch(texts, 5)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.scores, b.scores)
+
+
+@pytest.fixture
+def broken(tree_bundle, tmp_path):
+    target = tmp_path / "b"
+    shutil.copytree(tree_bundle, target)
+    return target
+
+
+def test_corrupted_file_is_refused(broken):
+    weights = broken / "tree0_weights.npz"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="checksum mismatch for tree0_weights.npz"):
+        Pipeline.load(broken)
+
+
+def test_missing_file_and_missing_manifest_are_refused(broken, tmp_path):
+    (broken / "vocabulary.json").unlink()
+    with pytest.raises(BundleError, match="missing file vocabulary.json"):
+        Pipeline.load(broken)
+    (broken / MANIFEST).unlink()
+    with pytest.raises(BundleError, match="no manifest.json"):
+        Pipeline.load(broken)
+    with pytest.raises(BundleError, match="no such directory"):
+        Pipeline.load(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda m: m.update(schema_version=99), "schema version 99"),
+    (lambda m: m.update(format="other"), "not an xmlc-bundle"),
+    (lambda m: m["files"].update({"../etc/passwd": {"sha256": "0", "bytes": 1}}), "escapes the bundle"),
+])
+def test_bad_manifest_is_refused(broken, edit, message):
+    manifest = json.loads((broken / MANIFEST).read_text())
+    edit(manifest)
+    (broken / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=message):
+        Pipeline.load(broken)
+
+
+def test_manifest_not_json(broken):
+    (broken / MANIFEST).write_text("{not json")
+    with pytest.raises(BundleError, match="not valid JSON"):
+        read_manifest(broken)

@@ -1,0 +1,105 @@
+"""Raw labelled documents -> trained pipeline -> bundle: what `xmlc train` runs."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from training.clustering import ClusterParams
+from training.featurizer_fit import FeaturizerParams, fit_featurizer
+from training.tree_train import LinearParams, TreeTrainParams, train_tree_shortlister
+from xmlc.data import Document, read_documents, read_label_names
+from xmlc.labels import LabelTable
+from xmlc.tree import TreePredParams
+
+# Named tree presets. "tree": XR-Linear-like 16-way balanced tree with small leaves (fast to train);
+# "parabel": balanced binary trees, three of them averaged; "bonsai": shallow, wide, unbalanced k-means.
+PRESETS: dict[str, TreeTrainParams] = {
+    "tree": TreeTrainParams(ClusterParams(branching=16, leaf_size=32), LinearParams(), n_trees=1),
+    "parabel": TreeTrainParams(ClusterParams(branching=2, leaf_size=100), LinearParams(), n_trees=3),
+    "bonsai": TreeTrainParams(ClusterParams(branching=64, leaf_size=100, balanced=False), LinearParams(), n_trees=1),
+}
+METHODS = tuple(PRESETS)
+
+
+@dataclass
+class TrainConfig:
+    """Everything `xmlc train` can set; saved in the bundle manifest as ``train_params``."""
+
+    method: str = "tree"
+    featurizer: FeaturizerParams = field(default_factory=FeaturizerParams)
+    tree: TreeTrainParams = field(default_factory=lambda: PRESETS["tree"])
+    predict: TreePredParams = field(default_factory=TreePredParams)
+    n_jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+    @classmethod
+    def for_method(cls, method: str, **overrides: Any) -> TrainConfig:
+        if method not in PRESETS:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        return cls(method=method, tree=PRESETS[method], **overrides)
+
+    def with_tree(self, branching: int | None = None, leaf_size: int | None = None, n_trees: int | None = None,
+                  C: float | None = None, threshold: float | None = None) -> TrainConfig:
+        """A copy with some tree settings changed (the command-line overrides)."""
+        cluster, linear = self.tree.cluster, self.tree.linear
+        if branching is not None:
+            cluster = replace(cluster, branching=branching)
+        if leaf_size is not None:
+            cluster = replace(cluster, leaf_size=leaf_size)
+        if C is not None:
+            linear = replace(linear, C=C)
+        if threshold is not None:
+            linear = replace(linear, threshold=threshold)
+        tree = TreeTrainParams(cluster, linear, n_trees if n_trees is not None else self.tree.n_trees)
+        return replace(self, tree=tree)
+
+
+@dataclass
+class TrainResult:
+    manifest: dict[str, Any]
+    timings: dict[str, float]
+    n_docs: int
+    n_skipped: int
+
+
+def train_bundle(train_path: str | Path, out: str | Path, config: TrainConfig, *, labels_path: str | Path | None = None,
+                 name: str | None = None, skip_bad: bool = False, progress: bool = True) -> TrainResult:
+    """Read ``train_path``, fit the featurizer and the tree model, write the bundle to ``out``."""
+    from model_export.bundle_writer import save_tree_bundle
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    docs, stats = read_documents(train_path, skip_bad=skip_bad)
+    if not docs:
+        raise ValueError(f"{train_path}: no documents to train on")
+    names = read_label_names(labels_path) if labels_path else None
+    timings["read"] = time.perf_counter() - t0
+    featurizer, shortlister, labels, fit_times = fit_pipeline(docs, config, names, progress)
+    timings.update(fit_times)
+    t1 = time.perf_counter()
+    manifest = save_tree_bundle(
+        out, featurizer, shortlister, labels, method=config.method, name=name or Path(out).name,
+        train_params=config, extra={"training": {"n_docs": len(docs), "n_skipped": stats.n_skipped,
+                                                 "source": str(train_path)}},
+    )
+    timings["write"] = time.perf_counter() - t1
+    timings["total"] = time.perf_counter() - t0
+    return TrainResult(manifest, timings, len(docs), stats.n_skipped)
+
+
+def fit_pipeline(docs: list[Document], config: TrainConfig, names: dict[str, str] | None = None,
+                 progress: bool = True) -> tuple[Any, Any, LabelTable, dict[str, float]]:
+    """Featurizer, tree shortlister and label table from in-memory documents, with stage timings."""
+    timings = {}
+    t0 = time.perf_counter()
+    featurizer, X = fit_featurizer([d.full_text for d in docs], config.featurizer, config.n_jobs, progress)
+    timings["featurize"] = time.perf_counter() - t0
+    labels = LabelTable.from_documents([d.labels for d in docs], names)
+    Y = labels.matrix([d.labels for d in docs])
+    t1 = time.perf_counter()
+    shortlister = train_tree_shortlister(X, Y, config.tree, config.predict, config.n_jobs, progress)
+    timings["tree"] = time.perf_counter() - t1
+    return featurizer, shortlister, labels, timings

@@ -1,0 +1,97 @@
+"""Bundles: a model folder with a manifest (schema version, parameters, sha256 of every file).
+
+Loading checks the manifest before any file is parsed, so a truncated copy, a hand-edited file or a
+bundle from an incompatible version is refused with a message that says which file and why. Nothing in a
+bundle is pickled: JSON, .npy/.npz (loaded with allow_pickle=False) and ONNX only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+SCHEMA_VERSION = 1
+FORMAT = "xmlc-bundle"
+
+
+class BundleError(Exception):
+    """A bundle that cannot be used; the message names the folder and the reason."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_bundle(out: Path, write_files: Callable[[Path], list[str]], manifest: dict[str, Any]) -> dict[str, Any]:
+    """Write files into a temporary sibling folder, add the manifest, then move it to ``out`` at once.
+
+    ``write_files(folder)`` writes the component files and returns their names. A reader never sees a
+    half-written bundle, and an existing bundle at ``out`` is only replaced once the new one is complete.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        names = write_files(tmp)
+        files = {name: {"sha256": sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}
+                 for name in sorted(set(names))}
+        digest = hashlib.sha256("".join(f["sha256"] for f in files.values()).encode()).hexdigest()
+        full = {"format": FORMAT, "schema_version": SCHEMA_VERSION,
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "version": digest[:12], **manifest, "files": files}
+        (tmp / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=False))
+        if out.exists():
+            old = out.with_name(f".{out.name}.old.{os.getpid()}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+        return full
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def read_manifest(folder: Path, verify: bool = True) -> dict[str, Any]:
+    """The parsed manifest; with ``verify`` every listed file must exist with its recorded sha256."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not folder.is_dir():
+        raise BundleError(f"{folder}: not a bundle folder (no such directory)")
+    if not path.is_file():
+        raise BundleError(f"{folder}: not a bundle (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{path}: manifest is not valid JSON ({e})") from e
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BundleError(f"{path}: not an {FORMAT} manifest")
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise BundleError(f"{path}: schema version {manifest.get('schema_version')!r} is not supported "
+                          f"(this build reads {SCHEMA_VERSION}); retrain or use a matching xmlc version")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise BundleError(f"{path}: manifest lists no files")
+    if verify:
+        for name, meta in files.items():
+            f = folder / name
+            if Path(name).is_absolute() or ".." in Path(name).parts:
+                raise BundleError(f"{path}: file name {name!r} escapes the bundle")
+            if not f.is_file():
+                raise BundleError(f"{folder}: missing file {name}")
+            if f.stat().st_size != meta.get("bytes") or sha256_file(f) != meta.get("sha256"):
+                raise BundleError(f"{folder}: checksum mismatch for {name}: the file was changed or corrupted")
+    return manifest

@@ -1,0 +1,121 @@
+"""The `xmlc` command line: train a bundle, evaluate it, predict with it.
+
+Subcommands import the training code only when they run, so `xmlc predict` and `xmlc eval` work in an
+environment with only the serving dependencies installed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from xmlc.bundle import BundleError
+from xmlc.data import DataError
+
+app = typer.Typer(help="Extreme multi-label text classification: train, evaluate, predict.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def train(
+    train: Annotated[Path, typer.Option("--train", help="Training documents (JSON lines, .gz ok).")],
+    out: Annotated[Path, typer.Option("--out", help="Bundle folder to write.")],
+    method: Annotated[str, typer.Option(help="Model: tree, parabel or bonsai.")] = "tree",
+    labels: Annotated[Path | None, typer.Option(help="Label file ({id, name} JSON lines) for label names.")] = None,
+    branching: Annotated[int | None, typer.Option(help="Children per tree node (power of 2 when balanced).")] = None,
+    leaf_size: Annotated[int | None, typer.Option(help="Most labels in a leaf cluster.")] = None,
+    trees: Annotated[int | None, typer.Option(help="Number of trees averaged.")] = None,
+    c: Annotated[float | None, typer.Option("--C", help="Inverse regularisation of the node classifiers.")] = None,
+    beam_size: Annotated[int, typer.Option(help="Beam width at prediction time.")] = 10,
+    max_features: Annotated[int, typer.Option(help="Vocabulary cap of the TF-IDF featurizer.")] = 200_000,
+    jobs: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
+    skip_bad: Annotated[bool, typer.Option(help="Skip and count malformed lines instead of failing.")] = False,
+    name: Annotated[str | None, typer.Option(help="Model name recorded in the manifest.")] = None,
+) -> None:
+    """Train a model from labelled documents and write it as a bundle."""
+    from dataclasses import replace
+
+    from training.featurizer_fit import FeaturizerParams
+    from training.train import TrainConfig, train_bundle
+    from xmlc.tree import TreePredParams
+
+    try:
+        config = TrainConfig.for_method(method).with_tree(branching, leaf_size, trees, c)
+        config = replace(config, featurizer=FeaturizerParams(max_features=max_features),
+                         predict=TreePredParams(beam_size=beam_size))
+        if jobs:
+            config = replace(config, n_jobs=jobs)
+        result = train_bundle(train, out, config, labels_path=labels, name=name, skip_bad=skip_bad)
+    except (DataError, BundleError, ValueError) as e:
+        _fail(str(e))
+        return
+    if result.n_skipped:
+        typer.echo(f"skipped {result.n_skipped} malformed lines", err=True)
+    times = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
+    typer.echo(f"wrote {out} ({result.manifest['n_labels']} labels, {result.n_docs} docs; {times})")
+
+
+@app.command("eval")
+def evaluate_cmd(
+    bundle: Annotated[Path, typer.Option("--bundle", help="Bundle folder.")],
+    data: Annotated[Path, typer.Option("--data", help="Labelled documents to score (JSON lines).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    ks: Annotated[str, typer.Option(help="Comma-separated k values.")] = "1,3,5",
+    recall_ks: Annotated[str, typer.Option(help="k values of shortlist recall.")] = "10,50,100",
+    prop_a: Annotated[float, typer.Option(help="Propensity parameter A (Jain et al.).")] = 0.55,
+    prop_b: Annotated[float, typer.Option(help="Propensity parameter B (Jain et al.).")] = 1.5,
+    skip_bad: Annotated[bool, typer.Option(help="Skip and count malformed lines instead of failing.")] = False,
+) -> None:
+    """P@k, nDCG@k, PSP@k, PSnDCG@k and shortlist recall of a bundle on labelled documents."""
+    from xmlc.evaluation import evaluate_bundle
+
+    try:
+        k_list = [int(k) for k in ks.split(",") if k.strip()]
+        r_list = [int(k) for k in recall_ks.split(",") if k.strip()]
+        report, info = evaluate_bundle(bundle, data, k_list, r_list, prop_a, prop_b, skip_bad)
+    except (DataError, BundleError, ValueError) as e:
+        _fail(str(e))
+        return
+    if as_json:
+        typer.echo(json.dumps({**report.to_dict(), **info}, indent=2))
+    else:
+        typer.echo(report.format_table())
+        typer.echo(f"{info['docs_per_s']:.0f} docs/s")
+
+
+@app.command()
+def predict(
+    bundle: Annotated[Path, typer.Option("--bundle", help="Bundle folder.")],
+    text: Annotated[str | None, typer.Option(help="Document text; read from stdin when omitted.")] = None,
+    title: Annotated[str, typer.Option(help="Optional document title.")] = "",
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="How many labels.")] = 5,
+) -> None:
+    """Top-k labels for one document, as JSON."""
+    from xmlc.data import Document
+    from xmlc.pipeline import Pipeline
+
+    body = text if text is not None else sys.stdin.read()
+    if not body.strip() and not title.strip():
+        _fail("the document is empty")
+    try:
+        pipeline = Pipeline.load(bundle)
+    except BundleError as e:
+        _fail(str(e))
+        return
+    labels = pipeline.predict([Document(id="-", text=body, title=title).full_text], k=k)[0]
+    typer.echo(json.dumps({"model": pipeline.name, "version": pipeline.version,
+                           "labels": [{"id": x.id, "name": x.name, "score": round(x.score, 6)} for x in labels]},
+                          indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    app()
