@@ -96,8 +96,13 @@ def tfidf_features(
         return [f"{_get(d, 'title') or ''}\n{_get(d, 'text') or ''}" for d in docs]
 
     vec = TfidfVectorizer(
-        ngram_range=(1, 2), min_df=2, max_df=0.5, max_features=max_features, sublinear_tf=True,
-        dtype=np.float32, token_pattern=r"(?u)\b\w+\b",
+        ngram_range=(1, 2),
+        min_df=2,
+        max_df=0.5,
+        max_features=max_features,
+        sublinear_tf=True,
+        dtype=np.float32,
+        token_pattern=r"(?u)\b\w+\b",
     )
     train_texts, dev_texts = texts(train_docs), texts(dev_docs)
     t0 = time.perf_counter()
@@ -165,15 +170,28 @@ def _single_latency(predict_one: Callable[[Any], object], rows: Iterable[Any]) -
 
 
 def _result(
-    name: str, f: TfidfFeatures, prop: Propensity, pred_idx: Sequence[Sequence[int]], *, train_s: float,
-    batch_s: float, single: tuple[float, float], model_bytes: int, peak_rss: int,
+    name: str,
+    f: TfidfFeatures,
+    prop: Propensity,
+    pred_idx: Sequence[Sequence[int]],
+    *,
+    train_s: float,
+    batch_s: float,
+    single: tuple[float, float],
+    model_bytes: int,
+    peak_rss: int,
 ) -> PeerResult:
     preds = [[f.label_ids[j] for j in row] for row in pred_idx]
     report = evaluate(preds, f.dev_truth, ks=KS, propensity=prop)
     return PeerResult(
-        name=name, metrics=report.metrics, featurize_s=f.fit_s, train_s=train_s,
+        name=name,
+        metrics=report.metrics,
+        featurize_s=f.fit_s,
+        train_s=train_s,
         batch_ms_per_doc=batch_s / max(1, f.X_dev.shape[0]) * 1000.0,
-        single_p50_ms=single[0], single_p99_ms=single[1], model_bytes=model_bytes,
+        single_p50_ms=single[0],
+        single_p99_ms=single[1],
+        model_bytes=model_bytes,
         peak_rss_mb=peak_rss / 2**20,
     )
 
@@ -206,14 +224,21 @@ def run_pecos(f: TfidfFeatures, prop: Propensity) -> PeerResult:
     t0 = time.perf_counter()
     Y_pred = model.predict(f.X_dev, beam_size=10, only_topk=10)
     batch_s = time.perf_counter() - t0
-    single = _single_latency(
-        lambda r: model.predict(r, beam_size=10, only_topk=10), _rows(f.X_dev, N_SINGLE)
-    )
+    single = _single_latency(lambda r: model.predict(r, beam_size=10, only_topk=10), _rows(f.X_dev, N_SINGLE))
     with tempfile.TemporaryDirectory() as tmp:
         model.save(str(Path(tmp) / "model"))
         size = _dir_bytes(Path(tmp))
-    return _result("PECOS XR-Linear", f, prop, _ranked(Y_pred), train_s=train_s, batch_s=batch_s,
-                   single=single, model_bytes=size, peak_rss=mem.peak)
+    return _result(
+        "PECOS XR-Linear",
+        f,
+        prop,
+        _ranked(Y_pred),
+        train_s=train_s,
+        batch_s=batch_s,
+        single=single,
+        model_bytes=size,
+        peak_rss=mem.peak,
+    )
 
 
 def run_omikuji(f: TfidfFeatures, prop: Propensity, bonsai: bool) -> PeerResult:
@@ -251,8 +276,17 @@ def run_omikuji(f: TfidfFeatures, prop: Propensity, bonsai: bool) -> PeerResult:
         model_dir.mkdir()
         model.save(str(model_dir))
         size = _dir_bytes(model_dir)
-    return _result(name, f, prop, pred_idx, train_s=train_s, batch_s=batch_s, single=single,
-                   model_bytes=size, peak_rss=mem.peak)
+    return _result(
+        name,
+        f,
+        prop,
+        pred_idx,
+        train_s=train_s,
+        batch_s=batch_s,
+        single=single,
+        model_bytes=size,
+        peak_rss=mem.peak,
+    )
 
 
 def run_napkinxc(f: TfidfFeatures, prop: Propensity) -> PeerResult:
@@ -260,8 +294,10 @@ def run_napkinxc(f: TfidfFeatures, prop: Propensity) -> PeerResult:
     fit, so ``train_s`` includes that write and ``model_bytes`` is the size of that folder."""
     from napkinxc.models import PLT
 
-    Y_lists = [f.Y_train.indices[f.Y_train.indptr[i] : f.Y_train.indptr[i + 1]].tolist()
-               for i in range(f.Y_train.shape[0])]
+    Y_lists = [
+        f.Y_train.indices[f.Y_train.indptr[i] : f.Y_train.indptr[i + 1]].tolist()
+        for i in range(f.Y_train.shape[0])
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "plt"
         model = PLT(str(out), threads=2)
@@ -274,8 +310,17 @@ def run_napkinxc(f: TfidfFeatures, prop: Propensity) -> PeerResult:
         batch_s = time.perf_counter() - t0
         single = _single_latency(lambda r: model.predict(r, top_k=10), _rows(f.X_dev, N_SINGLE))
         size = _dir_bytes(out)
-    return _result("napkinXC PLT", f, prop, pred_idx, train_s=train_s, batch_s=batch_s, single=single,
-                   model_bytes=size, peak_rss=mem.peak)
+    return _result(
+        "napkinXC PLT",
+        f,
+        prop,
+        pred_idx,
+        train_s=train_s,
+        batch_s=batch_s,
+        single=single,
+        model_bytes=size,
+        peak_rss=mem.peak,
+    )
 
 
 PEERS: dict[str, Callable[[TfidfFeatures, Propensity], PeerResult]] = {

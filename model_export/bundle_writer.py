@@ -16,9 +16,17 @@ def _plain(obj: Any) -> Any:
     return asdict(obj) if is_dataclass(obj) and not isinstance(obj, type) else obj
 
 
-def save_tree_bundle(out: str | Path, featurizer: TfidfFeaturizer, shortlister: TreeShortlister,
-                     labels: LabelTable, *, method: str, name: str, train_params: Any,
-                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def save_tree_bundle(
+    out: str | Path,
+    featurizer: TfidfFeaturizer,
+    shortlister: TreeShortlister,
+    labels: LabelTable,
+    *,
+    method: str,
+    name: str,
+    train_params: Any,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Featurizer, trees and label table into ``out``; returns the manifest that was written."""
 
     def write(folder: Path) -> list[str]:
@@ -30,8 +38,11 @@ def save_tree_bundle(out: str | Path, featurizer: TfidfFeaturizer, shortlister: 
         "n_labels": len(labels),
         "n_features": featurizer.dim,
         "featurizer": {"kind": "tfidf", "ngram_max": featurizer.config.ngram_max},
-        "shortlister": {"kind": "tree", "n_trees": len(shortlister.trees),
-                        "level_sizes": [len(p) for p in shortlister.trees[0].parents]},
+        "shortlister": {
+            "kind": "tree",
+            "n_trees": len(shortlister.trees),
+            "level_sizes": [len(p) for p in shortlister.trees[0].parents],
+        },
         "ranker": None,
         "train_params": _plain(train_params),
         "predict_params": _plain(shortlister.params),

@@ -23,8 +23,13 @@ def corpus_files(tmp_path_factory: pytest.TempPathFactory, corpus) -> dict[str, 
     write_documents(folder / "train.jsonl.gz", train)
     write_documents(folder / "test.jsonl", test)
     (folder / "labels.jsonl").write_text(
-        "".join(f'{{"id": "{i}", "name": "{n}"}}\n' for i, n in names.items()))
-    return {"train": folder / "train.jsonl.gz", "test": folder / "test.jsonl", "labels": folder / "labels.jsonl"}
+        "".join(f'{{"id": "{i}", "name": "{n}"}}\n' for i, n in names.items())
+    )
+    return {
+        "train": folder / "train.jsonl.gz",
+        "test": folder / "test.jsonl",
+        "labels": folder / "labels.jsonl",
+    }
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,24 @@ runner = CliRunner()
 
 def test_train_eval_predict(tmp_path, corpus_files):
     out = tmp_path / "bundle"
-    r = runner.invoke(app, ["train", "--train", str(corpus_files["train"]), "--out", str(out),
-                            "--labels", str(corpus_files["labels"]), "--branching", "4", "--leaf-size", "8",
-                            "--jobs", "1"])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--train",
+            str(corpus_files["train"]),
+            "--out",
+            str(out),
+            "--labels",
+            str(corpus_files["labels"]),
+            "--branching",
+            "4",
+            "--leaf-size",
+            "8",
+            "--jobs",
+            "1",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert (out / "manifest.json").is_file()
 
@@ -46,6 +61,8 @@ def test_eval_refuses_missing_bundle(tmp_path, corpus_files):
 
 
 def test_unknown_method(tmp_path, corpus_files):
-    r = runner.invoke(app, ["train", "--train", str(corpus_files["train"]), "--out", str(tmp_path / "x"),
-                            "--method", "magic"])
+    r = runner.invoke(
+        app,
+        ["train", "--train", str(corpus_files["train"]), "--out", str(tmp_path / "x"), "--method", "magic"],
+    )
     assert r.exit_code == 2 and "unknown method" in r.output

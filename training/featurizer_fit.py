@@ -32,7 +32,9 @@ class FeaturizerParams:
     sublinear_tf: bool = True
 
 
-def _count_chunk(args: tuple[Sequence[str], FeaturizerConfig]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+def _count_chunk(
+    args: tuple[Sequence[str], FeaturizerConfig],
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     texts, config = args
     pattern = re.compile(config.token_pattern)
     local: dict[str, int] = {}
@@ -59,7 +61,10 @@ def _count_chunk(args: tuple[Sequence[str], FeaturizerConfig]) -> tuple[list[str
 
 
 def fit_featurizer(
-    texts: Sequence[str], params: FeaturizerParams | None = None, n_jobs: int | None = None, progress: bool = True
+    texts: Sequence[str],
+    params: FeaturizerParams | None = None,
+    n_jobs: int | None = None,
+    progress: bool = True,
 ) -> tuple[TfidfFeaturizer, sp.csr_matrix]:
     """Fit the vocabulary and idf on ``texts`` and return the featurizer with the weighted training matrix."""
     params = params or FeaturizerParams()
@@ -92,7 +97,9 @@ def fit_featurizer(
             pool.join()
 
     offsets = np.cumsum([0] + [p[-1] for p in rows_indptr[:-1]])
-    indptr = np.concatenate([rows_indptr[0][:1]] + [p[1:] + o for p, o in zip(rows_indptr, offsets, strict=True)])
+    indptr = np.concatenate(
+        [rows_indptr[0][:1]] + [p[1:] + o for p, o in zip(rows_indptr, offsets, strict=True)]
+    )
     counts = sp.csr_matrix(
         (np.concatenate(rows_cnt).astype(np.float32), np.concatenate(rows_idx), indptr), shape=(n, len(vocab))
     )

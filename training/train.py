@@ -15,12 +15,15 @@ from xmlc.data import Document, read_documents, read_label_names
 from xmlc.labels import LabelTable
 from xmlc.tree import TreePredParams
 
-# Named tree presets. "tree": XR-Linear-like 16-way balanced tree with small leaves (fast to train);
+# Named tree presets. "tree": XR-Linear-like 16-way balanced tree with small leaves (fast to train) and
+# C=2 (measured on EURLEX57K: +0.4 P@1, +0.6 P@5 over C=1 at threshold 0.1);
 # "parabel": balanced binary trees, three of them averaged; "bonsai": shallow, wide, unbalanced k-means.
 PRESETS: dict[str, TreeTrainParams] = {
-    "tree": TreeTrainParams(ClusterParams(branching=16, leaf_size=32), LinearParams(), n_trees=1),
+    "tree": TreeTrainParams(ClusterParams(branching=16, leaf_size=32), LinearParams(C=2.0), n_trees=1),
     "parabel": TreeTrainParams(ClusterParams(branching=2, leaf_size=100), LinearParams(), n_trees=3),
-    "bonsai": TreeTrainParams(ClusterParams(branching=64, leaf_size=100, balanced=False), LinearParams(), n_trees=1),
+    "bonsai": TreeTrainParams(
+        ClusterParams(branching=64, leaf_size=100, balanced=False), LinearParams(), n_trees=1
+    ),
 }
 METHODS = tuple(PRESETS)
 
@@ -41,8 +44,14 @@ class TrainConfig:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
         return cls(method=method, tree=PRESETS[method], **overrides)
 
-    def with_tree(self, branching: int | None = None, leaf_size: int | None = None, n_trees: int | None = None,
-                  C: float | None = None, threshold: float | None = None) -> TrainConfig:
+    def with_tree(
+        self,
+        branching: int | None = None,
+        leaf_size: int | None = None,
+        n_trees: int | None = None,
+        C: float | None = None,
+        threshold: float | None = None,
+    ) -> TrainConfig:
         """A copy with some tree settings changed (the command-line overrides)."""
         cluster, linear = self.tree.cluster, self.tree.linear
         if branching is not None:
@@ -65,8 +74,16 @@ class TrainResult:
     n_skipped: int
 
 
-def train_bundle(train_path: str | Path, out: str | Path, config: TrainConfig, *, labels_path: str | Path | None = None,
-                 name: str | None = None, skip_bad: bool = False, progress: bool = True) -> TrainResult:
+def train_bundle(
+    train_path: str | Path,
+    out: str | Path,
+    config: TrainConfig,
+    *,
+    labels_path: str | Path | None = None,
+    name: str | None = None,
+    skip_bad: bool = False,
+    progress: bool = True,
+) -> TrainResult:
     """Read ``train_path``, fit the featurizer and the tree model, write the bundle to ``out``."""
     from model_export.bundle_writer import save_tree_bundle
 
@@ -81,17 +98,23 @@ def train_bundle(train_path: str | Path, out: str | Path, config: TrainConfig, *
     timings.update(fit_times)
     t1 = time.perf_counter()
     manifest = save_tree_bundle(
-        out, featurizer, shortlister, labels, method=config.method, name=name or Path(out).name,
-        train_params=config, extra={"training": {"n_docs": len(docs), "n_skipped": stats.n_skipped,
-                                                 "source": str(train_path)}},
+        out,
+        featurizer,
+        shortlister,
+        labels,
+        method=config.method,
+        name=name or Path(out).name,
+        train_params=config,
+        extra={"training": {"n_docs": len(docs), "n_skipped": stats.n_skipped, "source": str(train_path)}},
     )
     timings["write"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
     return TrainResult(manifest, timings, len(docs), stats.n_skipped)
 
 
-def fit_pipeline(docs: list[Document], config: TrainConfig, names: dict[str, str] | None = None,
-                 progress: bool = True) -> tuple[Any, Any, LabelTable, dict[str, float]]:
+def fit_pipeline(
+    docs: list[Document], config: TrainConfig, names: dict[str, str] | None = None, progress: bool = True
+) -> tuple[Any, Any, LabelTable, dict[str, float]]:
     """Featurizer, tree shortlister and label table from in-memory documents, with stage timings."""
     timings = {}
     t0 = time.perf_counter()

@@ -7,9 +7,9 @@ squared-hinge dual solver through scikit-learn. Small weights are pruned so that
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import warnings
-import multiprocessing as mp
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -48,14 +48,18 @@ def _membership(layout: TreeLayout) -> list[sp.csr_matrix]:
     mats = []
     for level in range(len(layout.parents) - 1, -1, -1):
         size = len(layout.parents[level])
-        mats.append(sp.csr_matrix((np.ones(n_labels, np.float32), (np.arange(n_labels), node_of_label)),
-                                  shape=(n_labels, size)))
+        mats.append(
+            sp.csr_matrix(
+                (np.ones(n_labels, np.float32), (np.arange(n_labels), node_of_label)), shape=(n_labels, size)
+            )
+        )
         node_of_label = layout.parents[level][node_of_label].astype(np.int64)
     return mats[::-1]
 
 
-def _train_node(X: sp.csr_matrix, rows: np.ndarray, Y_children: sp.csc_matrix, params: LinearParams
-                ) -> tuple[sp.csc_matrix, np.ndarray]:
+def _train_node(
+    X: sp.csr_matrix, rows: np.ndarray, Y_children: sp.csc_matrix, params: LinearParams
+) -> tuple[sp.csc_matrix, np.ndarray]:
     """Classifiers for the children of one node, on the documents ``rows`` that reach it."""
     n_children = Y_children.shape[1]
     d = X.shape[1]
@@ -74,8 +78,14 @@ def _train_node(X: sp.csr_matrix, rows: np.ndarray, Y_children: sp.csc_matrix, p
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            svm = LinearSVC(C=params.C, tol=params.tol, max_iter=params.max_iter, dual=True,
-                            loss="squared_hinge", intercept_scaling=1.0)
+            svm = LinearSVC(
+                C=params.C,
+                tol=params.tol,
+                max_iter=params.max_iter,
+                dual=True,
+                loss="squared_hinge",
+                intercept_scaling=1.0,
+            )
             svm.fit(X_sub, y)
         w = svm.coef_.ravel()
         nz = np.flatnonzero(np.abs(w) >= params.threshold)
@@ -100,8 +110,15 @@ def _run_task(t: int) -> tuple[int, sp.csc_matrix, np.ndarray]:
     return t, W, b
 
 
-def train_tree(X: sp.csr_matrix, Y: sp.csr_matrix, layout: TreeLayout, params: LinearParams,
-               n_jobs: int | None = None, progress: bool = True, desc: str = "train tree") -> Tree:
+def train_tree(
+    X: sp.csr_matrix,
+    Y: sp.csr_matrix,
+    layout: TreeLayout,
+    params: LinearParams,
+    n_jobs: int | None = None,
+    progress: bool = True,
+    desc: str = "train tree",
+) -> Tree:
     """Fit every node's classifier of ``layout``; nodes are trained in parallel processes."""
     n_jobs = max(1, n_jobs or os.cpu_count() or 1)
     members = _membership(layout)
@@ -109,8 +126,14 @@ def train_tree(X: sp.csr_matrix, Y: sp.csr_matrix, layout: TreeLayout, params: L
     tasks = []  # (level, parent index, child node ids, rows)
     all_rows = np.arange(X.shape[0])
     for level, parents in enumerate(layout.parents):
-        ptr = np.concatenate([[0], np.cumsum(np.bincount(parents, minlength=1 if level == 0
-                                                         else len(layout.parents[level - 1])))])
+        ptr = np.concatenate(
+            [
+                [0],
+                np.cumsum(
+                    np.bincount(parents, minlength=1 if level == 0 else len(layout.parents[level - 1]))
+                ),
+            ]
+        )
         for p in range(len(ptr) - 1):
             if level == 0:
                 rows = all_rows
@@ -137,14 +160,21 @@ def train_tree(X: sp.csr_matrix, Y: sp.csr_matrix, layout: TreeLayout, params: L
     return Tree(layout.parents, layout.label_of_leaf, weights, bias)
 
 
-def train_tree_shortlister(X: sp.csr_matrix, Y: sp.csr_matrix, params: TreeTrainParams,
-                           pred_params: TreePredParams | None = None, n_jobs: int | None = None,
-                           progress: bool = True) -> TreeShortlister:
+def train_tree_shortlister(
+    X: sp.csr_matrix,
+    Y: sp.csr_matrix,
+    params: TreeTrainParams,
+    pred_params: TreePredParams | None = None,
+    n_jobs: int | None = None,
+    progress: bool = True,
+) -> TreeShortlister:
     """PIFA embeddings, then ``n_trees`` trees with different clustering seeds."""
     emb = pifa(X, Y)
     trees = []
     for i in range(params.n_trees):
         cp = ClusterParams(**{**params.cluster.__dict__, "seed": params.cluster.seed + i})
         layout = build_layout(emb, cp)
-        trees.append(train_tree(X, Y, layout, params.linear, n_jobs, progress, desc=f"tree {i + 1}/{params.n_trees}"))
+        trees.append(
+            train_tree(X, Y, layout, params.linear, n_jobs, progress, desc=f"tree {i + 1}/{params.n_trees}")
+        )
     return TreeShortlister(trees, pred_params)

@@ -34,7 +34,9 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_bundle(out: Path, write_files: Callable[[Path], list[str]], manifest: dict[str, Any]) -> dict[str, Any]:
+def write_bundle(
+    out: Path, write_files: Callable[[Path], list[str]], manifest: dict[str, Any]
+) -> dict[str, Any]:
     """Write files into a temporary sibling folder, add the manifest, then move it to ``out`` at once.
 
     ``write_files(folder)`` writes the component files and returns their names. A reader never sees a
@@ -45,12 +47,19 @@ def write_bundle(out: Path, write_files: Callable[[Path], list[str]], manifest: 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         names = write_files(tmp)
-        files = {name: {"sha256": sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}
-                 for name in sorted(set(names))}
-        digest = hashlib.sha256("".join(f["sha256"] for f in files.values()).encode()).hexdigest()
-        full = {"format": FORMAT, "schema_version": SCHEMA_VERSION,
-                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "version": digest[:12], **manifest, "files": files}
+        files: dict[str, dict[str, Any]] = {
+            name: {"sha256": sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}
+            for name in sorted(set(names))
+        }
+        digest = hashlib.sha256("".join(str(f["sha256"]) for f in files.values()).encode()).hexdigest()
+        full = {
+            "format": FORMAT,
+            "schema_version": SCHEMA_VERSION,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "version": digest[:12],
+            **manifest,
+            "files": files,
+        }
         (tmp / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=False))
         if out.exists():
             old = out.with_name(f".{out.name}.old.{os.getpid()}")
@@ -80,8 +89,10 @@ def read_manifest(folder: Path, verify: bool = True) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleError(f"{path}: not an {FORMAT} manifest")
     if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise BundleError(f"{path}: schema version {manifest.get('schema_version')!r} is not supported "
-                          f"(this build reads {SCHEMA_VERSION}); retrain or use a matching xmlc version")
+        raise BundleError(
+            f"{path}: schema version {manifest.get('schema_version')!r} is not supported "
+            f"(this build reads {SCHEMA_VERSION}); retrain or use a matching xmlc version"
+        )
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise BundleError(f"{path}: manifest lists no files")
@@ -93,5 +104,7 @@ def read_manifest(folder: Path, verify: bool = True) -> dict[str, Any]:
             if not f.is_file():
                 raise BundleError(f"{folder}: missing file {name}")
             if f.stat().st_size != meta.get("bytes") or sha256_file(f) != meta.get("sha256"):
-                raise BundleError(f"{folder}: checksum mismatch for {name}: the file was changed or corrupted")
+                raise BundleError(
+                    f"{folder}: checksum mismatch for {name}: the file was changed or corrupted"
+                )
     return manifest

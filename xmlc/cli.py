@@ -16,8 +16,11 @@ import typer
 from xmlc.bundle import BundleError
 from xmlc.data import DataError
 
-app = typer.Typer(help="Extreme multi-label text classification: train, evaluate, predict.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Extreme multi-label text classification: train, evaluate, predict.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 
 
 def _fail(message: str) -> None:
@@ -30,15 +33,23 @@ def train(
     train: Annotated[Path, typer.Option("--train", help="Training documents (JSON lines, .gz ok).")],
     out: Annotated[Path, typer.Option("--out", help="Bundle folder to write.")],
     method: Annotated[str, typer.Option(help="Model: tree, parabel or bonsai.")] = "tree",
-    labels: Annotated[Path | None, typer.Option(help="Label file ({id, name} JSON lines) for label names.")] = None,
-    branching: Annotated[int | None, typer.Option(help="Children per tree node (power of 2 when balanced).")] = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="Label file ({id, name} JSON lines) for label names.")
+    ] = None,
+    branching: Annotated[
+        int | None, typer.Option(help="Children per tree node (power of 2 when balanced).")
+    ] = None,
     leaf_size: Annotated[int | None, typer.Option(help="Most labels in a leaf cluster.")] = None,
     trees: Annotated[int | None, typer.Option(help="Number of trees averaged.")] = None,
-    c: Annotated[float | None, typer.Option("--C", help="Inverse regularisation of the node classifiers.")] = None,
+    c: Annotated[
+        float | None, typer.Option("--C", help="Inverse regularisation of the node classifiers.")
+    ] = None,
     beam_size: Annotated[int, typer.Option(help="Beam width at prediction time.")] = 10,
     max_features: Annotated[int, typer.Option(help="Vocabulary cap of the TF-IDF featurizer.")] = 200_000,
     jobs: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
-    skip_bad: Annotated[bool, typer.Option(help="Skip and count malformed lines instead of failing.")] = False,
+    skip_bad: Annotated[
+        bool, typer.Option(help="Skip and count malformed lines instead of failing.")
+    ] = False,
     name: Annotated[str | None, typer.Option(help="Model name recorded in the manifest.")] = None,
 ) -> None:
     """Train a model from labelled documents and write it as a bundle."""
@@ -50,8 +61,11 @@ def train(
 
     try:
         config = TrainConfig.for_method(method).with_tree(branching, leaf_size, trees, c)
-        config = replace(config, featurizer=FeaturizerParams(max_features=max_features),
-                         predict=TreePredParams(beam_size=beam_size))
+        config = replace(
+            config,
+            featurizer=FeaturizerParams(max_features=max_features),
+            predict=TreePredParams(beam_size=beam_size),
+        )
         if jobs:
             config = replace(config, n_jobs=jobs)
         result = train_bundle(train, out, config, labels_path=labels, name=name, skip_bad=skip_bad)
@@ -73,7 +87,9 @@ def evaluate_cmd(
     recall_ks: Annotated[str, typer.Option(help="k values of shortlist recall.")] = "10,50,100",
     prop_a: Annotated[float, typer.Option(help="Propensity parameter A (Jain et al.).")] = 0.55,
     prop_b: Annotated[float, typer.Option(help="Propensity parameter B (Jain et al.).")] = 1.5,
-    skip_bad: Annotated[bool, typer.Option(help="Skip and count malformed lines instead of failing.")] = False,
+    skip_bad: Annotated[
+        bool, typer.Option(help="Skip and count malformed lines instead of failing.")
+    ] = False,
 ) -> None:
     """P@k, nDCG@k, PSP@k, PSnDCG@k and shortlist recall of a bundle on labelled documents."""
     from xmlc.evaluation import evaluate_bundle
@@ -112,9 +128,53 @@ def predict(
         _fail(str(e))
         return
     labels = pipeline.predict([Document(id="-", text=body, title=title).full_text], k=k)[0]
-    typer.echo(json.dumps({"model": pipeline.name, "version": pipeline.version,
-                           "labels": [{"id": x.id, "name": x.name, "score": round(x.score, 6)} for x in labels]},
-                          indent=2, ensure_ascii=False))
+    typer.echo(
+        json.dumps(
+            {
+                "model": pipeline.name,
+                "version": pipeline.version,
+                "labels": [{"id": x.id, "name": x.name, "score": round(x.score, 6)} for x in labels],
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+    )
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the generated corpus and the bundle.")] = Path(
+        "runs/demo"
+    ),
+    n_docs: Annotated[int, typer.Option(help="Generated documents (80% train, 20% test).")] = 3000,
+) -> None:
+    """Generate a corpus with a planted label structure, train on it, evaluate and predict once."""
+    from training.train import TrainConfig, train_bundle
+    from xmlc.data import write_documents
+    from xmlc.evaluation import evaluate_bundle
+    from xmlc.pipeline import Pipeline
+    from xmlc.synthetic import SyntheticSpec, make_corpus
+
+    docs, names = make_corpus(SyntheticSpec(n_docs=n_docs))
+    cut = int(len(docs) * 0.8)
+    data = out / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    write_documents(data / "train.jsonl.gz", docs[:cut])
+    write_documents(data / "test.jsonl.gz", docs[cut:])
+    (data / "labels.jsonl").write_text(
+        "".join(json.dumps({"id": i, "name": n}) + "\n" for i, n in names.items())
+    )
+    bundle = out / "bundle"
+    config = TrainConfig.for_method("tree").with_tree(branching=4, leaf_size=8)
+    result = train_bundle(data / "train.jsonl.gz", bundle, config, labels_path=data / "labels.jsonl")
+    typer.echo(f"trained {bundle} in {result.timings['total']:.1f}s")
+    report, _ = evaluate_bundle(bundle, data / "test.jsonl.gz", (1, 3, 5), (10,))
+    typer.echo(report.format_table())
+    sample = docs[cut]
+    labels = Pipeline.load(bundle).predict([sample.full_text], k=3)[0]
+    typer.echo(f"document {sample.id} (true labels {', '.join(sample.labels)}):")
+    for x in labels:
+        typer.echo(f"  {x.id:>6}  {x.score:.3f}  {x.name}")
 
 
 if __name__ == "__main__":

@@ -12,9 +12,15 @@ from xmlc.metrics import Report, evaluate
 from xmlc.pipeline import Pipeline
 
 
-def evaluate_pipeline(pipeline: Pipeline, texts: Sequence[str], truths: Sequence[Sequence[str]],
-                      ks: Sequence[int] = (1, 3, 5), recall_ks: Sequence[int] = (10, 50, 100),
-                      prop_a: float = 0.55, prop_b: float = 1.5) -> tuple[Report, dict[str, Any]]:
+def evaluate_pipeline(
+    pipeline: Pipeline,
+    texts: Sequence[str],
+    truths: Sequence[Sequence[str]],
+    ks: Sequence[int] = (1, 3, 5),
+    recall_ks: Sequence[int] = (10, 50, 100),
+    prop_a: float = 0.55,
+    prop_b: float = 1.5,
+) -> tuple[Report, dict[str, Any]]:
     """Predict the top max(k) labels of every text and score them against ``truths``."""
     depth = max([*ks, *recall_ks])
     t0 = time.perf_counter()
@@ -23,19 +29,30 @@ def evaluate_pipeline(pipeline: Pipeline, texts: Sequence[str], truths: Sequence
     ids = pipeline.labels.ids
     predictions = [[ids[i] for i in row] for row in res.indices.tolist()]
     report = evaluate(predictions, truths, ks, pipeline.labels.propensity(prop_a, prop_b), recall_ks)
-    info = {"predict_s": seconds, "docs_per_s": len(texts) / max(seconds, 1e-9),
-            "model": pipeline.name, "version": pipeline.version}
+    info = {
+        "predict_s": seconds,
+        "docs_per_s": len(texts) / max(seconds, 1e-9),
+        "model": pipeline.name,
+        "version": pipeline.version,
+    }
     return report, info
 
 
-def evaluate_bundle(bundle: str | Path, data: str | Path, ks: Sequence[int], recall_ks: Sequence[int],
-                    prop_a: float = 0.55, prop_b: float = 1.5, skip_bad: bool = False
-                    ) -> tuple[Report, dict[str, Any]]:
+def evaluate_bundle(
+    bundle: str | Path,
+    data: str | Path,
+    ks: Sequence[int],
+    recall_ks: Sequence[int],
+    prop_a: float = 0.55,
+    prop_b: float = 1.5,
+    skip_bad: bool = False,
+) -> tuple[Report, dict[str, Any]]:
     pipeline = Pipeline.load(bundle)
     docs, stats = read_documents(data, skip_bad=skip_bad)
     if not docs:
         raise ValueError(f"{data}: no documents to evaluate")
-    report, info = evaluate_pipeline(pipeline, [d.full_text for d in docs], [list(d.labels) for d in docs],
-                                     ks, recall_ks, prop_a, prop_b)
+    report, info = evaluate_pipeline(
+        pipeline, [d.full_text for d in docs], [list(d.labels) for d in docs], ks, recall_ks, prop_a, prop_b
+    )
     info["n_skipped"] = stats.n_skipped
     return report, info

@@ -36,8 +36,9 @@ class LabelTable:
         return len(self.ids)
 
     @classmethod
-    def from_documents(cls, label_lists: Sequence[Iterable[str]], names: Mapping[str, str] | None = None
-                       ) -> LabelTable:
+    def from_documents(
+        cls, label_lists: Sequence[Iterable[str]], names: Mapping[str, str] | None = None
+    ) -> LabelTable:
         """Every label that occurs in ``label_lists``, most frequent first (ties by id)."""
         counts = Counter(label for labels in label_lists for label in set(labels))
         ids = sorted(counts, key=lambda label: (-counts[label], label))
@@ -63,9 +64,13 @@ class LabelTable:
         return Propensity(dict(zip(self.ids, self.counts, strict=True)), self.n_train_docs, a, b)
 
     def save(self, folder: Path) -> list[str]:
-        payload = {"n_train_docs": self.n_train_docs,
-                   "labels": [{"id": i, "name": n, "count": c}
-                              for i, n, c in zip(self.ids, self.names, self.counts, strict=True)]}
+        payload = {
+            "n_train_docs": self.n_train_docs,
+            "labels": [
+                {"id": i, "name": n, "count": c}
+                for i, n, c in zip(self.ids, self.names, self.counts, strict=True)
+            ],
+        }
         (folder / LABELS_FILE).write_text(json.dumps(payload, ensure_ascii=False))
         return [LABELS_FILE]
 
@@ -73,5 +78,9 @@ class LabelTable:
     def load(cls, folder: Path) -> LabelTable:
         payload = json.loads((folder / LABELS_FILE).read_text())
         rows = payload["labels"]
-        return cls([r["id"] for r in rows], [r["name"] for r in rows], [int(r["count"]) for r in rows],
-                   int(payload["n_train_docs"]))
+        return cls(
+            [r["id"] for r in rows],
+            [r["name"] for r in rows],
+            [int(r["count"]) for r in rows],
+            int(payload["n_train_docs"]),
+        )

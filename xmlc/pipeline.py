@@ -39,8 +39,13 @@ class BatchResult:
 class Pipeline:
     """A loaded bundle, ready to answer "top-k labels for this text"."""
 
-    def __init__(self, featurizer: TfidfFeaturizer, shortlister: TreeShortlister, labels: LabelTable,
-                 manifest: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        featurizer: TfidfFeaturizer,
+        shortlister: TreeShortlister,
+        labels: LabelTable,
+        manifest: dict[str, Any] | None = None,
+    ) -> None:
         if featurizer.dim != shortlister.trees[0].weights.shape[0]:
             raise ValueError("featurizer and shortlister disagree on the feature dimension")
         if shortlister.n_labels != len(labels):
@@ -83,16 +88,24 @@ class Pipeline:
         t2 = time.perf_counter()
         return BatchResult(idx, scores, {"featurize": t1 - t0, "shortlist": t2 - t1})
 
-    def to_labels(self, indices: np.ndarray, scores: np.ndarray, threshold: float | None = None
-                  ) -> list[list[LabelScore]]:
+    def to_labels(
+        self, indices: np.ndarray, scores: np.ndarray, threshold: float | None = None
+    ) -> list[list[LabelScore]]:
         out = []
         ids, names = self.labels.ids, self.labels.names
         for row_idx, row_sc in zip(indices.tolist(), scores.tolist(), strict=True):
-            out.append([LabelScore(ids[i], names[i], float(s)) for i, s in zip(row_idx, row_sc, strict=True)
-                        if threshold is None or s >= threshold])
+            out.append(
+                [
+                    LabelScore(ids[i], names[i], float(s))
+                    for i, s in zip(row_idx, row_sc, strict=True)
+                    if threshold is None or s >= threshold
+                ]
+            )
         return out
 
-    def predict(self, texts: Sequence[str], k: int = 5, threshold: float | None = None) -> list[list[LabelScore]]:
+    def predict(
+        self, texts: Sequence[str], k: int = 5, threshold: float | None = None
+    ) -> list[list[LabelScore]]:
         res = self.predict_batch(texts, k)
         return self.to_labels(res.indices, res.scores, threshold)
 

@@ -40,8 +40,10 @@ def make_corpus(spec: SyntheticSpec | None = None) -> tuple[list[Document], dict
     spec = spec or SyntheticSpec()
     rng = np.random.default_rng(spec.seed)
     topic_of = np.arange(spec.n_labels) % spec.n_topics
-    label_words = [[_word("w", lab * spec.words_per_label + j) for j in range(spec.words_per_label)]
-                   for lab in range(spec.n_labels)]
+    label_words = [
+        [_word("w", lab * spec.words_per_label + j) for j in range(spec.words_per_label)]
+        for lab in range(spec.n_labels)
+    ]
     topic_words = [[_word("t", t * 4 + j) for j in range(4)] for t in range(spec.n_topics)]
     filler = [_word("f", j) for j in range(300)]
     names = {f"L{lab}": f"label {lab} (topic {topic_of[lab]})" for lab in range(spec.n_labels)}
@@ -63,5 +65,7 @@ def make_corpus(spec: SyntheticSpec | None = None) -> tuple[list[Document], dict
         words = list(rng.choice(signal, n_signal)) + list(rng.choice(filler, spec.doc_len - n_signal))
         rng.shuffle(words)
         title = " ".join(rng.choice(label_words[first], 3))
-        docs.append(Document(id=f"d{d}", title=title, text=" ".join(words), labels=tuple(f"L{x}" for x in labels)))
+        docs.append(
+            Document(id=f"d{d}", title=title, text=" ".join(words), labels=tuple(f"L{x}" for x in labels))
+        )
     return docs, names

@@ -62,8 +62,10 @@ class Tree:
 
     def leaf_scores(self, X: sp.csr_matrix, params: TreePredParams) -> np.ndarray:
         """Dense (docs x labels) path scores after beam search; labels off the beam score 0."""
-        z = np.asarray((X @ self.weights).todense(), dtype=np.float32) if X.shape[0] else np.zeros(
-            (0, self.weights.shape[1]), np.float32
+        z = (
+            np.asarray((X @ self.weights).todense(), dtype=np.float32)
+            if X.shape[0]
+            else np.zeros((0, self.weights.shape[1]), np.float32)
         )
         z += self.bias
         s = transform_scores(z, params.post)
@@ -84,15 +86,23 @@ class Tree:
         return out
 
     def save(self, folder: Path, prefix: str) -> list[str]:
+        """Weights as float16 values and the narrowest integer node ids: half the size, same ranking."""
         names = [f"{prefix}_weights.npz", f"{prefix}_structure.npz"]
-        sp.save_npz(folder / names[0], self.weights, compressed=False)
+        w = self.weights
+        index_dtype = np.uint16 if w.shape[1] <= np.iinfo(np.uint16).max else np.int32
+        np.savez(folder / names[0], data=w.data.astype(np.float16), indices=w.indices.astype(index_dtype),
+                 indptr=w.indptr.astype(np.int64), shape=np.asarray(w.shape, dtype=np.int64))
         arrays = {f"parents_{i}": p for i, p in enumerate(self.parents)}
         np.savez(folder / names[1], label_of_leaf=self.label_of_leaf, bias=self.bias, **arrays)
         return names
 
     @classmethod
     def load(cls, folder: Path, prefix: str) -> Tree:
-        weights = sp.load_npz(folder / f"{prefix}_weights.npz").tocsr()
+        with np.load(folder / f"{prefix}_weights.npz", allow_pickle=False) as z:
+            shape = tuple(int(x) for x in z["shape"])
+            weights = sp.csr_matrix(
+                (z["data"].astype(np.float32), z["indices"].astype(np.int32), z["indptr"]), shape=shape
+            )
         with np.load(folder / f"{prefix}_structure.npz", allow_pickle=False) as z:
             n_levels = sum(1 for k in z.files if k.startswith("parents_"))
             parents = [z[f"parents_{i}"] for i in range(n_levels)]

@@ -1,0 +1,198 @@
+"""Benchmark: the label-tree bundle against PECOS XR-Linear (and optionally Omikuji, napkinXC).
+
+Same run, same machine: our model is trained from raw text with `xmlc train` in a child process (wall
+time and peak RSS of the largest process), then scored on dev through `Pipeline` (raw text in, labels
+out). The peers run on the scikit-learn TF-IDF of PEERS.md. Results go to bench/out/*.json and into
+BENCHMARKS.md between markers. Skips cleanly when the data is absent.
+
+    python -m bench.bench_tree --data ../shared/data/eurlex57k --peers pecos
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xmlc.data import read_documents
+from xmlc.evaluation import evaluate_pipeline
+from xmlc.pipeline import Pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS = ("P@1", "P@3", "P@5", "nDCG@5", "PSP@5")
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def run_ours(
+    data: Path, out_dir: Path, method: str, extra_args: list[str], n_single: int = 300
+) -> dict[str, Any]:
+    """Train with the command line in a child process, then score the bundle on dev."""
+    bundle = out_dir / f"bundle-{method}"
+    cmd = [
+        sys.executable,
+        "-m",
+        "xmlc.cli",
+        "train",
+        "--train",
+        str(data / "train.jsonl.gz"),
+        "--out",
+        str(bundle),
+        "--method",
+        method,
+        "--labels",
+        str(data / "labels.jsonl.gz"),
+        *extra_args,
+    ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    train_s = time.perf_counter() - t0
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    pipeline = Pipeline.load(bundle)
+    docs, _ = read_documents(data / "dev.jsonl.gz")
+    texts = [d.full_text for d in docs]
+    report, _ = evaluate_pipeline(pipeline, texts, [list(d.labels) for d in docs], recall_ks=(10, 50, 100))
+    # Batch throughput at the depth users ask for (top 10), raw text in, labels out.
+    t0 = time.perf_counter()
+    pipeline.predict(texts, k=10)
+    batch_ms = (time.perf_counter() - t0) / len(texts) * 1000
+    pipeline.warm_up()
+    lat = []
+    for text in texts[:n_single]:
+        t = time.perf_counter()
+        pipeline.predict([text], k=10)
+        lat.append((time.perf_counter() - t) * 1000)
+    return {
+        "name": f"xmlc {method}",
+        "metrics": report.metrics,
+        "train_s": train_s,
+        "featurize_s": None,
+        "batch_ms_per_doc": batch_ms,
+        "single_p50_ms": float(np.percentile(lat, 50)),
+        "single_p99_ms": float(np.percentile(lat, 99)),
+        "model_bytes": _dir_bytes(bundle),
+        "peak_rss_mb": max(peak_kb, before) / 1024,
+        "command": " ".join(["xmlc", *cmd[3:]]),
+    }
+
+
+def run_peers(data: Path, names: list[str]) -> list[dict[str, Any]]:
+    from bench.peers import PEERS, read_docs, tfidf_features
+    from xmlc.metrics import Propensity
+
+    train, dev = read_docs(data / "train.jsonl.gz"), read_docs(data / "dev.jsonl.gz")
+    features = tfidf_features(train, dev)
+    prop = Propensity.from_label_lists(features.train_truth)
+    out = []
+    for name in names:
+        result = asdict(PEERS[name](features, prop))
+        result["train_s_total"] = result["train_s"] + result["featurize_s"]
+        out.append(result)
+    return out
+
+
+def table(rows: list[dict[str, Any]], reference: dict[str, Any] | None) -> str:
+    head = [
+        "model",
+        *METRICS,
+        "train s (from text)",
+        "batch ms/doc",
+        "1-doc p50 ms",
+        "1-doc p99 ms",
+        "size MB",
+        "peak RSS MB",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        total = r["train_s"] + (r["featurize_s"] or 0.0)
+        cells = [
+            r["name"],
+            *(f"{r['metrics'][m]:.2f}" for m in METRICS),
+            f"{total:.0f}" + (f" ({r['featurize_s']:.0f} + {r['train_s']:.0f})" if r["featurize_s"] else ""),
+            f"{r['batch_ms_per_doc']:.2f}",
+            f"{r['single_p50_ms']:.2f}",
+            f"{r['single_p99_ms']:.2f}",
+            f"{r['model_bytes'] / 1e6:.1f}",
+            f"{r['peak_rss_mb']:.0f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    if reference:
+        ref_total = reference["train_s"] + (reference["featurize_s"] or 0.0)
+        lines.append("")
+        lines.append(f"Ratios to {reference['name']} (ours / theirs; lower is better for costs):")
+        lines.append("")
+        for r in rows:
+            if r is reference:
+                continue
+            total = r["train_s"] + (r["featurize_s"] or 0.0)
+            lines.append(
+                f"- {r['name']}: P@1 {r['metrics']['P@1'] - reference['metrics']['P@1']:+.2f} pts, "
+                f"P@5 {r['metrics']['P@5'] - reference['metrics']['P@5']:+.2f} pts; "
+                f"train {total / ref_total:.2f}x; "
+                f"batch {r['batch_ms_per_doc'] / reference['batch_ms_per_doc']:.2f}x; "
+                f"1-doc p50 {r['single_p50_ms'] / reference['single_p50_ms']:.2f}x; "
+                f"size {r['model_bytes'] / reference['model_bytes']:.2f}x"
+            )
+    return "\n".join(lines)
+
+
+def write_section(path: Path, marker: str, body: str) -> None:
+    """Replace the text between ``<!-- marker -->`` and ``<!-- /marker -->`` (append when missing)."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+    block = f"{start}\n{body}\n{end}"
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "eurlex57k")
+    ap.add_argument("--methods", default="tree", help="comma-separated xmlc methods")
+    ap.add_argument(
+        "--peers",
+        default="pecos",
+        help="comma-separated: pecos, omikuji-parabel, omikuji-bonsai, napkinxc; empty for none",
+    )
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    ap.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
+    ap.add_argument("--train-args", default="", help="extra arguments for xmlc train")
+    args = ap.parse_args(argv)
+    if not (args.data / "train.jsonl.gz").is_file():
+        print(f"skipped: no EURLEX57K data at {args.data}")
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    peers = [p for p in args.peers.split(",") if p]
+    if peers:
+        rows += run_peers(args.data, peers)
+    for method in [m for m in args.methods.split(",") if m]:
+        rows.append(run_ours(args.data, args.out, method, args.train_args.split()))
+    (args.out / "bench_tree.json").write_text(json.dumps(rows, indent=2))
+    reference = next((r for r in rows if r["name"].startswith("PECOS")), None)
+    body = table(rows, reference)
+    print(body)
+    stamp = time.strftime("%Y-%m-%d")
+    cmd = "python -m bench.bench_tree " + " ".join(argv if argv is not None else sys.argv[1:])
+    write_section(
+        args.markdown, "bench:tree", f"Measured {stamp} on a 2-core machine with `{cmd.strip()}`.\n\n{body}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
