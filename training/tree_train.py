@@ -84,6 +84,7 @@ def _train_node(
                 max_iter=params.max_iter,
                 dual=True,
                 loss="squared_hinge",
+                random_state=0,
                 intercept_scaling=1.0,
             )
             svm.fit(X_sub, y)

@@ -45,6 +45,7 @@ def write_bundle(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a service user other than the trainer must read it
     try:
         names = write_files(tmp)
         files: dict[str, dict[str, Any]] = {

@@ -1,0 +1,29 @@
+"""Service settings: one pydantic-settings class, read from ``XMLC_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told; every field is settable as ``XMLC_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="XMLC_", env_file=None, extra="ignore")
+
+    bundle: Path = Field(Path("bundles/default"), description="Bundle folder to serve.")
+    redis_url: str | None = Field(None, description="redis://host:port/db; unset disables the cache.")
+    cache_ttl_s: int = Field(3600, ge=1, description="Cache entry lifetime.")
+    cache_timeout_s: float = Field(0.05, gt=0, description="Redis socket timeout: a slow cache is skipped.")
+    cache_retry_s: float = Field(1.0, ge=0, description="After a Redis error, skip the cache this long.")
+    max_k: int = Field(100, ge=1, description="Largest k a request may ask for.")
+    max_batch_docs: int = Field(64, ge=1, description="Most documents in one request.")
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger bodies get 413.")
+    max_text_chars: int = Field(200_000, ge=1, description="Longer texts get 422.")
+    batch_max_size: int = Field(32, ge=1, description="Micro-batching: most documents in one model call.")
+    batch_max_wait_ms: float = Field(2.0, ge=0, description="Micro-batching: wait for more documents.")
+    queue_max: int = Field(512, ge=1, description="Documents waiting for the model; beyond it, 429.")
+    api_key: str | None = Field(None, description="When set, /predict needs X-API-Key.")
+    admin_key: str | None = Field(None, description="X-API-Key for /admin calls (falls back to api_key).")
