@@ -43,7 +43,7 @@ class TreeTrainParams:
 def _membership(layout: TreeLayout) -> list[sp.csr_matrix]:
     """Per level, the (labels x nodes) 0/1 matrix saying which labels sit under which node."""
     n_labels = len(layout.label_of_leaf)
-    node_of_label = np.empty(n_labels, dtype=np.int64)
+    node_of_label: np.ndarray = np.empty(n_labels, dtype=np.int64)
     node_of_label[layout.label_of_leaf] = np.arange(n_labels)
     mats = []
     for level in range(len(layout.parents) - 1, -1, -1):

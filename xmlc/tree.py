@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -92,8 +93,9 @@ class Tree:
         index_dtype = np.uint16 if w.shape[1] <= np.iinfo(np.uint16).max else np.int32
         np.savez(folder / names[0], data=w.data.astype(np.float16), indices=w.indices.astype(index_dtype),
                  indptr=w.indptr.astype(np.int64), shape=np.asarray(w.shape, dtype=np.int64))
-        arrays = {f"parents_{i}": p for i, p in enumerate(self.parents)}
-        np.savez(folder / names[1], label_of_leaf=self.label_of_leaf, bias=self.bias, **arrays)
+        arrays: dict[str, Any] = {f"parents_{i}": p for i, p in enumerate(self.parents)}
+        arrays.update(label_of_leaf=self.label_of_leaf, bias=self.bias)
+        np.savez(folder / names[1], **arrays)
         return names
 
     @classmethod
