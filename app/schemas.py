@@ -30,8 +30,12 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"text": "Council regulation on fishing quotas", "k": 5},
-                                        {"documents": [{"text": "first"}, {"text": "second"}], "k": 3}]},
+        json_schema_extra={
+            "examples": [
+                {"text": "Council regulation on fishing quotas", "k": 5},
+                {"documents": [{"text": "first"}, {"text": "second"}], "k": 3},
+            ]
+        },
     )
 
     text: str | None = Field(None, description="One document's body.")

@@ -142,6 +142,33 @@ def predict(
 
 
 @app.command()
+def serve(
+    bundle: Annotated[Path, typer.Option("--bundle", help="Bundle folder to serve.")],
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    redis_url: Annotated[str | None, typer.Option(help="Redis URL for the prediction cache.")] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn workers (prefer 1 per container).")] = 1,
+) -> None:
+    """Run the HTTP service under uvicorn (other settings: XMLC_* environment variables)."""
+    import os
+
+    import uvicorn
+
+    os.environ["XMLC_BUNDLE"] = str(bundle)
+    if redis_url:
+        os.environ["XMLC_REDIS_URL"] = redis_url
+    uvicorn.run(
+        "app.main:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+    )
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the generated corpus and the bundle.")] = Path(
         "runs/demo"

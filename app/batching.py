@@ -1,0 +1,109 @@
+"""Micro-batching with back-pressure: concurrent requests share one model call, off the event loop.
+
+Requests put their documents on a bounded queue; one worker takes up to ``max_size`` documents (waiting
+at most ``max_wait_s`` for more once the first arrived), runs the model in a single worker thread and
+hands each request its rows. A full queue raises `Overloaded`, which the API answers with 429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Overloaded(Exception):
+    """The queue is full: the caller should retry later."""
+
+
+@dataclass
+class _Job:
+    texts: list[str]
+    k: int
+    future: asyncio.Future[Any]
+    results: list[Any] = field(default_factory=list)
+
+
+class MicroBatcher:
+    """``run(texts, k)`` is called with the documents of several requests and returns one result a text."""
+
+    def __init__(
+        self,
+        run: Callable[[list[str], int], list[Any]],
+        max_size: int,
+        max_wait_s: float,
+        queue_max: int,
+        on_depth: Callable[[int], None] | None = None,
+    ) -> None:
+        self.run = run
+        self.max_size = max_size
+        self.max_wait_s = max_wait_s
+        self.queue_max = queue_max
+        self.on_depth = on_depth or (lambda n: None)
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._pending_docs = 0
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xmlc-model")
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="xmlc-batcher")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def submit(self, texts: list[str], k: int) -> list[Any]:
+        if self._pending_docs + len(texts) > self.queue_max:
+            raise Overloaded(f"{self._pending_docs} documents already waiting")
+        job = _Job(texts, k, asyncio.get_running_loop().create_future())
+        self._pending_docs += len(texts)
+        self.on_depth(self._pending_docs)
+        self._queue.put_nowait(job)
+        return await job.future
+
+    async def _collect(self) -> list[_Job]:
+        jobs = [await self._queue.get()]
+        size = len(jobs[0].texts)
+        deadline = asyncio.get_running_loop().time() + self.max_wait_s
+        while size < self.max_size:
+            try:
+                job = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    break
+                try:
+                    job = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    break
+            jobs.append(job)
+            size += len(job.texts)
+        return jobs
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = await self._collect()
+            texts = [t for job in jobs for t in job.texts]
+            k = max(job.k for job in jobs)
+            try:
+                results = await loop.run_in_executor(self._executor, self.run, texts, k)
+            except Exception as e:  # the model failed: every waiting request gets the error
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(e)
+            else:
+                start = 0
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_result(results[start : start + len(job.texts)])
+                    start += len(job.texts)
+            finally:
+                self._pending_docs -= sum(len(job.texts) for job in jobs)
+                self.on_depth(self._pending_docs)

@@ -1,0 +1,96 @@
+"""The app factory: `create_app(settings)` with a lifespan that loads and warms the bundle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from app.batching import MicroBatcher
+from app.cache import PredictionCache
+from app.metrics import ServiceMetrics
+from app.middleware import BodyLimitMiddleware, MetricsMiddleware
+from app.routes import router
+from app.settings import Settings
+from app.state import ServiceState
+
+log = logging.getLogger("xmlc.service")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = ServiceState(settings=settings, metrics=metrics)
+        app.state.xmlc = state
+        if settings.redis_url:
+            state.cache = PredictionCache(
+                settings.redis_url,
+                settings.cache_ttl_s,
+                settings.cache_timeout_s,
+                settings.cache_retry_s,
+                metrics,
+            )
+        state.batcher = MicroBatcher(
+            state.run_model,
+            settings.batch_max_size,
+            settings.batch_max_wait_ms / 1000,
+            settings.queue_max,
+            metrics.queue_depth.set,
+        )
+        state.batcher.start()
+        await state.reload(settings.bundle)  # a bundle that does not load stops the start-up, loudly
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload_on_signal(state)))
+        try:
+            yield
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGHUP)
+            await state.batcher.stop()
+            if state.cache:
+                await state.cache.close()
+
+    app = FastAPI(
+        title="xmlc-serve",
+        summary="Extreme multi-label text classification: top-k labels for a document.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+async def _reload_on_signal(state: ServiceState) -> None:
+    path = state.bundle_path or state.settings.bundle
+    try:
+        await state.reload(path)
+    except Exception as e:  # keep serving the old model
+        log.error("SIGHUP reload of %s failed, keeping the current model: %s", path, e)
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory app.main:app_from_env` (settings from XMLC_* variables)."""
+    logging.basicConfig(level=logging.INFO)
+    return create_app(Settings())

@@ -1,0 +1,70 @@
+"""Prometheus metrics of one service instance, on its own registry (so tests can build many apps).
+
+Run one uvicorn worker per container (replicas scale out behind the gateway): each process then owns
+its /metrics and Prometheus scrapes every replica, which keeps the numbers exact without multiprocess mode.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.0075,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+STAGE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+class ServiceMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Histogram(
+            "xmlc_request_seconds",
+            "HTTP request latency",
+            ["route", "method", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.stage = Histogram(
+            "xmlc_stage_seconds",
+            "Time per pipeline stage (per model call, or per request for the cache)",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "xmlc_batch_size",
+            "Documents per model call after micro-batching",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.cache = Counter("xmlc_cache_total", "Cache lookups by result", ["result"], registry=r)
+        self.cache_errors = Counter(
+            "xmlc_cache_errors_total", "Redis errors (the request went on uncached)", ["op"], registry=r
+        )
+        self.inflight = Gauge("xmlc_inflight_requests", "Requests being handled", registry=r)
+        self.queue_depth = Gauge("xmlc_queue_depth", "Documents waiting for the model", registry=r)
+        self.rejected = Counter("xmlc_rejected_total", "Requests refused with 429 (queue full)", registry=r)
+        self.model_info = Gauge(
+            "xmlc_model_info", "Loaded model (value 1)", ["name", "version", "method"], registry=r
+        )
+        self.reloads = Counter("xmlc_reloads_total", "Model reloads by result", ["result"], registry=r)
+
+    def set_model(self, name: str, version: str, method: str) -> None:
+        self.model_info.clear()
+        self.model_info.labels(name=name, version=version, method=method).set(1)
