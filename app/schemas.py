@@ -48,6 +48,8 @@ class PredictRequest(BaseModel):
     def _one_shape(self) -> Self:
         if (self.text is None) == (self.documents is None):
             raise ValueError("give either 'text' (one document) or 'documents' (a batch), not both")
+        if self.text is not None and not self.text.strip():
+            raise ValueError("text is empty or only whitespace")
         if self.documents is not None and self.title is not None:
             raise ValueError("'title' goes inside each document of 'documents'")
         if self.documents is not None and not self.documents:

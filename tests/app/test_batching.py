@@ -1,0 +1,69 @@
+"""Micro-batching groups concurrent requests; a full queue answers 429 with Retry-After."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from app.batching import MicroBatcher, Overloaded
+
+
+def test_concurrent_submissions_share_model_calls():
+    calls: list[int] = []
+
+    def run(texts: list[str], k: int) -> list[str]:
+        calls.append(len(texts))
+        time.sleep(0.01)
+        return [t.upper() for t in texts]
+
+    async def main() -> list[list[str]]:
+        b = MicroBatcher(run, max_size=16, max_wait_s=0.02, queue_max=100)
+        b.start()
+        try:
+            return await asyncio.gather(*(b.submit([f"t{i}", f"u{i}"], 3) for i in range(10)))
+        finally:
+            await b.stop()
+
+    results = asyncio.run(main())
+    assert results == [[f"T{i}", f"U{i}"] for i in range(10)]
+    assert sum(calls) == 20 and len(calls) < 10 and max(calls) <= 16
+
+
+def test_full_queue_raises_overloaded_and_errors_propagate():
+    gate = threading.Event()
+
+    def run(texts: list[str], k: int) -> list[str]:
+        gate.wait(5)
+        if "boom" in texts:
+            raise ValueError("model failed")
+        return texts
+
+    async def main() -> None:
+        b = MicroBatcher(run, max_size=1, max_wait_s=0, queue_max=2)
+        b.start()
+        try:
+            first = asyncio.ensure_future(b.submit(["a"], 1))
+            second = asyncio.ensure_future(b.submit(["b"], 1))
+            await asyncio.sleep(0.05)
+            with pytest.raises(Overloaded):
+                await b.submit(["c"], 1)
+            gate.set()
+            assert await first == ["a"] and await second == ["b"]
+            with pytest.raises(ValueError, match="model failed"):
+                await b.submit(["boom"], 1)
+        finally:
+            gate.set()
+            await b.stop()
+
+    asyncio.run(main())
+
+
+def test_api_answers_429_when_overloaded(make_client):
+    client = make_client(queue_max=1)
+    r = client.post("/predict", json={"documents": [{"text": "a"}, {"text": "b"}]})
+    assert r.status_code == 429
+    assert r.headers["Retry-After"] == "1" and "overloaded" in r.json()["detail"]
+    assert "xmlc_rejected_total 1.0" in client.get("/metrics").text

@@ -1,0 +1,94 @@
+"""The Redis cache against a real redis-server, including one killed and restarted mid-test."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from app.cache import cache_key
+
+DOC = {"text": "wa wb wc wd we", "k": 3}
+
+
+def _metric(client, series: str) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_miss_then_hit_with_same_answer(make_client, redis_server):
+    client = make_client(redis_url=redis_server.url)
+    first = client.post("/predict", json=DOC)
+    second = client.post("/predict", json={**DOC, "text": "  wa wb\n wc wd we "})  # same after normalising
+    assert first.headers["X-Cache"] == "miss" and second.headers["X-Cache"] == "hit"
+    assert first.json() == second.json()
+    assert client.post("/predict", json={**DOC, "k": 4}).headers["X-Cache"] == "miss"  # k is in the key
+    assert _metric(client, 'xmlc_cache_total{result="hit"}') == 1
+    assert _metric(client, 'xmlc_cache_total{result="miss"}') == 2
+    r = redis.Redis(port=redis_server.port)
+    keys = r.keys("xmlc:pred:*")
+    assert len(keys) == 2 and 0 < r.ttl(keys[0]) <= 3600
+
+
+def test_batch_partial_hits(make_client, redis_server):
+    client = make_client(redis_url=redis_server.url)
+    client.post("/predict", json={"text": "wa wb"})
+    r = client.post("/predict", json={"documents": [{"text": "wa wb"}, {"text": "wc wd"}]})
+    assert r.status_code == 200 and r.headers["X-Cache"] == "partial"
+
+
+def test_key_depends_on_model_version_and_options():
+    base = cache_key("v1", "some text", 5, None)
+    assert base == cache_key("v1", " some   text ", 5, None)
+    assert (
+        len(
+            {
+                base,
+                cache_key("v2", "some text", 5, None),
+                cache_key("v1", "some text", 6, None),
+                cache_key("v1", "some text", 5, 0.5),
+                cache_key("v1", "Some text", 5, None),
+            }
+        )
+        == 5
+    )
+
+
+def test_redis_down_fails_open_and_recovers(make_client, redis_server):
+    client = make_client(redis_url=redis_server.url, cache_retry_s=0.2, cache_timeout_s=0.05)
+    assert client.post("/predict", json=DOC).headers["X-Cache"] == "miss"
+    assert client.post("/predict", json=DOC).headers["X-Cache"] == "hit"
+
+    redis_server.stop()  # killed mid-test
+    for _ in range(5):
+        r = client.post("/predict", json=DOC)
+        assert r.status_code == 200 and r.json()["labels"]  # answered, uncached
+    assert _metric(client, 'xmlc_cache_errors_total{op="get"}') >= 1
+    assert client.get("/ready").json()["cache"] is False
+
+    redis_server.start()  # same port, empty
+    time.sleep(0.3)
+    statuses = []
+    for _ in range(10):
+        r = client.post("/predict", json=DOC)
+        assert r.status_code == 200
+        statuses.append(r.headers["X-Cache"])
+        time.sleep(0.05)
+    assert statuses[-1] == "hit", statuses  # the cache resumed by itself
+    assert client.get("/ready").json()["cache"] is True
+
+
+def test_unreachable_redis_at_start(make_client):
+    client = make_client(redis_url="redis://127.0.0.1:1/0", cache_timeout_s=0.05)
+    r = client.post("/predict", json=DOC)
+    assert r.status_code == 200 and r.json()["labels"]
+
+
+def test_garbage_in_cache_is_a_miss(make_client, redis_server):
+    client = make_client(redis_url=redis_server.url)
+    version = client.get("/model").json()["version"]
+    redis.Redis(port=redis_server.port).set(cache_key(version, DOC["text"], 3, None), b"\xff not json")
+    r = client.post("/predict", json=DOC)
+    assert r.status_code == 200 and r.headers["X-Cache"] == "miss"
