@@ -16,7 +16,7 @@ class Settings(BaseSettings):
     bundle: Path = Field(Path("bundles/default"), description="Bundle folder to serve.")
     redis_url: str | None = Field(None, description="redis://host:port/db; unset disables the cache.")
     cache_ttl_s: int = Field(3600, ge=1, description="Cache entry lifetime.")
-    cache_timeout_s: float = Field(0.05, gt=0, description="Redis socket timeout: a slow cache is skipped.")
+    cache_timeout_s: float = Field(0.25, gt=0, description="Redis socket timeout: a slow cache is skipped.")
     cache_retry_s: float = Field(1.0, ge=0, description="After a Redis error, skip the cache this long.")
     max_k: int = Field(100, ge=1, description="Largest k a request may ask for.")
     max_batch_docs: int = Field(64, ge=1, description="Most documents in one request.")

@@ -193,7 +193,9 @@ def demo(
     )
     bundle = out / "bundle"
     config = TrainConfig.for_method("tree").with_tree(branching=4, leaf_size=8)
-    result = train_bundle(data / "train.jsonl.gz", bundle, config, labels_path=data / "labels.jsonl", name="demo")
+    result = train_bundle(
+        data / "train.jsonl.gz", bundle, config, labels_path=data / "labels.jsonl", name="demo"
+    )
     typer.echo(f"trained {bundle} in {result.timings['total']:.1f}s")
     report, _ = evaluate_bundle(bundle, data / "test.jsonl.gz", (1, 3, 5), (10,))
     typer.echo(report.format_table())

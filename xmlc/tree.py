@@ -91,8 +91,13 @@ class Tree:
         names = [f"{prefix}_weights.npz", f"{prefix}_structure.npz"]
         w = self.weights
         index_dtype = np.uint16 if w.shape[1] <= np.iinfo(np.uint16).max else np.int32
-        np.savez(folder / names[0], data=w.data.astype(np.float16), indices=w.indices.astype(index_dtype),
-                 indptr=w.indptr.astype(np.int64), shape=np.asarray(w.shape, dtype=np.int64))
+        np.savez(
+            folder / names[0],
+            data=w.data.astype(np.float16),
+            indices=w.indices.astype(index_dtype),
+            indptr=w.indptr.astype(np.int64),
+            shape=np.asarray(w.shape, dtype=np.int64),
+        )
         arrays: dict[str, Any] = {f"parents_{i}": p for i, p in enumerate(self.parents)}
         arrays.update(label_of_leaf=self.label_of_leaf, bias=self.bias)
         np.savez(folder / names[1], **arrays)
