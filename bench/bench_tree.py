@@ -22,16 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from bench.peers import dir_bytes
 from xmlc.data import read_documents
 from xmlc.evaluation import evaluate_pipeline
 from xmlc.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("P@1", "P@3", "P@5", "nDCG@5", "PSP@5")
-
-
-def _dir_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def run_ours(
@@ -81,7 +78,7 @@ def run_ours(
         "batch_ms_per_doc": batch_ms,
         "single_p50_ms": float(np.percentile(lat, 50)),
         "single_p99_ms": float(np.percentile(lat, 99)),
-        "model_bytes": _dir_bytes(bundle),
+        "model_bytes": dir_bytes(bundle),
         "peak_rss_mb": max(peak_kb, before) / 1024,
         "command": " ".join(["xmlc", *cmd[3:]]),
     }

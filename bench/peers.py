@@ -151,7 +151,8 @@ class _PeakRss:
         self.peak = max(self.peak, self._proc.memory_info().rss)
 
 
-def _dir_bytes(path: Path) -> int:
+def dir_bytes(path: Path) -> int:
+    """Bytes on disk of every file below ``path`` (model size)."""
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
@@ -227,7 +228,7 @@ def run_pecos(f: TfidfFeatures, prop: Propensity) -> PeerResult:
     single = _single_latency(lambda r: model.predict(r, beam_size=10, only_topk=10), _rows(f.X_dev, N_SINGLE))
     with tempfile.TemporaryDirectory() as tmp:
         model.save(str(Path(tmp) / "model"))
-        size = _dir_bytes(Path(tmp))
+        size = dir_bytes(Path(tmp))
     return _result(
         "PECOS XR-Linear",
         f,
@@ -275,7 +276,7 @@ def run_omikuji(f: TfidfFeatures, prop: Propensity, bonsai: bool) -> PeerResult:
         model_dir = Path(tmp) / "model"
         model_dir.mkdir()
         model.save(str(model_dir))
-        size = _dir_bytes(model_dir)
+        size = dir_bytes(model_dir)
     return _result(
         name,
         f,
@@ -309,7 +310,7 @@ def run_napkinxc(f: TfidfFeatures, prop: Propensity) -> PeerResult:
         pred_idx = model.predict(f.X_dev, top_k=10)
         batch_s = time.perf_counter() - t0
         single = _single_latency(lambda r: model.predict(r, top_k=10), _rows(f.X_dev, N_SINGLE))
-        size = _dir_bytes(out)
+        size = dir_bytes(out)
     return _result(
         "napkinXC PLT",
         f,
