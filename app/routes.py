@@ -96,14 +96,16 @@ async def predict(body: PredictRequest, state: State) -> Response:
             state.metrics.rejected.inc()
             raise HTTPException(429, f"overloaded: {e}; retry shortly", headers={"Retry-After": "1"}) from e
         fresh = {}
-        for i, labels in zip(missing, predicted, strict=True):
+        for i, (used, labels) in zip(missing, predicted, strict=True):
             rows = [
                 {"id": x.id, "name": x.name, "score": round(x.score, 6)}
                 for x in labels[: body.k]
                 if body.threshold is None or x.score >= body.threshold
             ]
             results[i] = rows
-            fresh[keys[i]] = rows
+            if used is not pipeline:  # a reload landed while this request waited
+                pipeline, version = used, used.version
+            fresh[cache_key(used.version, texts[i], body.k, body.threshold)] = rows
         if state.cache:
             await state.cache.set_many(fresh)
     out: dict[str, Any] = {"model": pipeline.name, "version": version}

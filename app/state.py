@@ -28,8 +28,12 @@ class ServiceState:
     batcher: MicroBatcher | None = None
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    def run_model(self, texts: list[str], k: int) -> list[list[LabelScore]]:
-        """Called in the model thread with a micro-batch; reads the pipeline once, so a swap is atomic."""
+    def run_model(self, texts: list[str], k: int) -> list[tuple[Pipeline, list[LabelScore]]]:
+        """Called in the model thread with a micro-batch; reads the pipeline once, so a swap is atomic.
+
+        Each result carries the pipeline that made it, so a request that straddles a reload reports and
+        caches its answer under the version that really computed it.
+        """
         pipeline = self.pipeline
         if pipeline is None:
             raise RuntimeError("no model loaded")
@@ -37,7 +41,7 @@ class ServiceState:
         for stage, seconds in res.timings.items():
             self.metrics.stage.labels(stage=stage).observe(seconds)
         self.metrics.batch_size.observe(len(texts))
-        return pipeline.to_labels(res.indices, res.scores)
+        return [(pipeline, labels) for labels in pipeline.to_labels(res.indices, res.scores)]
 
     def install(self, pipeline: Pipeline, path: Path) -> None:
         self.pipeline = pipeline
