@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from app.batching import MicroBatcher
 from app.cache import PredictionCache
+from app.local_cache import LocalCache, LocalCacheMiddleware
 from app.metrics import ServiceMetrics
 from app.middleware import BodyLimitMiddleware, MetricsMiddleware
 from app.routes import router
@@ -27,10 +28,12 @@ log = logging.getLogger("xmlc.service")
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = ServiceMetrics()
+    local_cache = LocalCache(settings.local_cache_size, settings.local_cache_bytes)
+    metrics.local_cache_entries.set_function(lambda: len(local_cache))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = ServiceState(settings=settings, metrics=metrics)
+        state = ServiceState(settings=settings, metrics=metrics, local_cache=local_cache)
         app.state.xmlc = state
         if settings.redis_url:
             state.cache = PredictionCache(
@@ -77,6 +80,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ]
         return JSONResponse({"detail": errors}, status_code=422)
 
+    def loaded_version() -> str | None:
+        state: ServiceState | None = getattr(app.state, "xmlc", None)
+        pipeline = state.pipeline if state is not None else None
+        return pipeline.version if pipeline is not None else None
+
+    # Outermost last: metrics, then the body limit, then the local answer cache, then FastAPI.
+    app.add_middleware(
+        LocalCacheMiddleware,
+        cache=local_cache,
+        metrics=metrics,
+        version=loaded_version,
+        api_key=settings.api_key,
+    )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

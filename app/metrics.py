@@ -53,7 +53,18 @@ class ServiceMetrics:
             buckets=BATCH_BUCKETS,
             registry=r,
         )
-        self.cache = Counter("xmlc_cache_total", "Cache lookups by result", ["result"], registry=r)
+        self.cache = Counter(
+            "xmlc_cache_total", "Redis cache lookups (one per document) by result", ["result"], registry=r
+        )
+        self.local_cache = Counter(
+            "xmlc_local_cache_total",
+            "POST /predict lookups in the in-process answer cache, by result (a hit skips the route)",
+            ["result"],
+            registry=r,
+        )
+        self.local_cache_entries = Gauge(
+            "xmlc_local_cache_entries", "Answers held in the in-process answer cache", registry=r
+        )
         self.cache_errors = Counter(
             "xmlc_cache_errors_total", "Redis errors (the request went on uncached)", ["op"], registry=r
         )

@@ -1,4 +1,7 @@
-"""Pure ASGI middleware: request metrics and the body size limit (413 before the body is parsed)."""
+"""Pure ASGI middleware: request metrics and the body size limit (413 before the body is parsed).
+
+The in-process answer cache is a middleware too, in `app.local_cache`.
+"""
 
 from __future__ import annotations
 
@@ -49,17 +52,21 @@ class BodyLimitMiddleware:
                 return
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        replayed = False
+        await self.app(scope, replay_body(b"".join(chunks), receive), send)
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
 
-        await self.app(scope, replay, send)
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the app a body already read, in one message, then the real channel."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 class MetricsMiddleware:

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.batching import Overloaded
 from app.cache import cache_key
+from app.local_cache import ANSWERED_BY
 from app.schemas import ErrorResponse, ModelInfo, PredictRequest, PredictResponse, ReloadRequest
 from app.state import ServiceState
 from xmlc.bundle import BundleError
@@ -59,7 +60,7 @@ def require_admin(state: State, x_api_key: Annotated[str | None, Header()] = Non
     responses=ERRORS,
     dependencies=[Depends(require_api_key)],
 )
-async def predict(body: PredictRequest, state: State) -> Response:
+async def predict(body: PredictRequest, state: State, request: Request) -> Response:
     """Top-k labels (id, name, score) for one document or a batch."""
     s = state.settings
     docs = body.docs()
@@ -113,6 +114,7 @@ async def predict(body: PredictRequest, state: State) -> Response:
         out["labels"] = results[0]
     else:
         out["results"] = [{"labels": r} for r in results]
+    request.scope[ANSWERED_BY] = version  # the local answer cache stores it only under this version
     # Built by us and documented by response_model: skip FastAPI's second validation on the hot path.
     return JSONResponse(out, headers=headers)
 

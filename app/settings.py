@@ -18,6 +18,12 @@ class Settings(BaseSettings):
     cache_ttl_s: int = Field(3600, ge=1, description="Cache entry lifetime.")
     cache_timeout_s: float = Field(0.25, gt=0, description="Redis socket timeout: a slow cache is skipped.")
     cache_retry_s: float = Field(1.0, ge=0, description="After a Redis error, skip the cache this long.")
+    local_cache_size: int = Field(
+        10_000, ge=0, description="In-process LRU of whole /predict answers (entries); 0 disables it."
+    )
+    local_cache_bytes: int = Field(
+        64_000_000, ge=0, description="Memory bound of that LRU (answers, keys, headers), in bytes."
+    )
     max_k: int = Field(100, ge=1, description="Largest k a request may ask for.")
     max_batch_docs: int = Field(64, ge=1, description="Most documents in one request.")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger bodies get 413.")

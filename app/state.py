@@ -11,6 +11,7 @@ from typing import Any
 
 from app.batching import MicroBatcher
 from app.cache import PredictionCache
+from app.local_cache import LocalCache
 from app.metrics import ServiceMetrics
 from app.settings import Settings
 from xmlc.pipeline import LabelScore, Pipeline
@@ -26,6 +27,7 @@ class ServiceState:
     bundle_path: Path | None = None
     cache: PredictionCache | None = None
     batcher: MicroBatcher | None = None
+    local_cache: LocalCache | None = None
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def run_model(self, texts: list[str], k: int) -> list[tuple[Pipeline, list[LabelScore]]]:
@@ -46,6 +48,8 @@ class ServiceState:
     def install(self, pipeline: Pipeline, path: Path) -> None:
         self.pipeline = pipeline
         self.bundle_path = path
+        if self.local_cache is not None:
+            self.local_cache.clear()  # keys hold the version, so this only frees the old model's answers
         m = pipeline.manifest
         self.metrics.set_model(pipeline.name, pipeline.version, str(m.get("method", "?")))
 

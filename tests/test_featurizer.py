@@ -1,8 +1,19 @@
+import itertools
+import random
+import re
+import sys
+
 import numpy as np
 import pytest
 
 from training.featurizer_fit import FeaturizerParams, fit_featurizer
-from xmlc.featurizer import FeaturizerConfig, TfidfFeaturizer, tokenize
+from xmlc.featurizer import (
+    DEFAULT_TOKEN_PATTERN,
+    FeaturizerConfig,
+    TfidfFeaturizer,
+    tokenize,
+    word_tokens,
+)
 
 TEXTS = [
     "The Council adopted the regulation on fisheries.",
@@ -78,3 +89,119 @@ def test_unknown_and_empty_text_give_empty_rows():
     )
     assert featurizer.transform_one("zzz qqq").nnz == 0
     assert featurizer.transform_one("").nnz == 0
+
+
+# ------------------------------------------- the fast serving path against the plain string algorithm
+
+ALPHABET = "abcxyz ABC_09 \t\n.,;-'\"()/€\u2019\u2013éÉßİ\u0131ǅ中٣\u0301\u00a0\u2028\u200b\x1c"
+WORDS = ["a", "b", "c", "ab", "x", "y", "z", "é", "straße", "中", "٣", "a_b", "09", "ǆ", "i̇"]
+
+
+def _reference_term_ids(featurizer: TfidfFeaturizer, text: str) -> np.ndarray:
+    """The original algorithm: regex tokens, n-gram strings, one dict lookup per term."""
+    config = featurizer.config
+    text = text[: config.max_chars]
+    tokens = re.findall(config.token_pattern, text.lower() if config.lowercase else text)
+    terms = list(tokens)
+    for n in range(2, config.ngram_max + 1):
+        terms.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+    index = {term: i for i, term in enumerate(featurizer.vocabulary)}
+    return np.asarray([index[t] for t in terms if t in index], dtype=np.int32)
+
+
+def _random_text(rng: random.Random) -> str:
+    parts = []
+    for _ in range(rng.randint(0, 60)):
+        if rng.random() < 0.6:
+            word = rng.choice(WORDS)
+            parts.append(word.upper() if rng.random() < 0.2 else word)
+        else:
+            parts.append("".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 4))))
+        parts.append(rng.choice([" ", " ", ", ", ".\n", "\t", "", "-"]))
+    return "".join(parts)
+
+
+def test_word_tokens_is_the_default_pattern():
+    pattern = re.compile(DEFAULT_TOKEN_PATTERN)
+    rng = random.Random(0)
+    for _ in range(3000):
+        text = _random_text(rng)
+        assert word_tokens(text) == pattern.findall(text), text
+        assert word_tokens(text.lower()) == pattern.findall(text.lower()), text
+    for _ in range(300):  # any code points, lone surrogates included
+        text = "".join(chr(rng.randrange(sys.maxunicode + 1)) for _ in range(rng.randint(0, 40)))
+        assert word_tokens(text) == pattern.findall(text)
+
+
+def test_no_word_character_is_whitespace():
+    """What makes `word_tokens` exact: `str.split` never cuts inside a run of word characters."""
+    word = re.compile(r"\w")
+    spaces = [c for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    assert spaces and not [c for c in spaces if word.match(chr(c))]
+
+
+VOCAB = [
+    *WORDS,
+    "a b",
+    "b a",
+    "ab x",
+    "x y",
+    "é straße",
+    "中 ٣",
+    "q r",  # a bigram whose words are not unigram terms
+    "a b c",  # three words: only with ngram_max >= 3
+    "a  b",  # never produced: two spaces
+    " a",
+    "a ",
+    "A",  # upper case: only without lowercasing
+    "A B",
+    "a-b",  # not a token
+    "a",  # a repeat: the last id wins, as in a dict
+]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        FeaturizerConfig(),
+        FeaturizerConfig(lowercase=False),
+        FeaturizerConfig(ngram_max=1),
+        FeaturizerConfig(ngram_max=3),  # the string path
+        FeaturizerConfig(token_pattern=r"[a-z]+"),  # the string path
+        FeaturizerConfig(max_chars=25),
+    ],
+    ids=["default", "cased", "unigrams", "trigrams", "pattern", "max-chars"],
+)
+def test_term_ids_match_the_string_algorithm(config):
+    featurizer = TfidfFeaturizer(VOCAB, np.ones(len(VOCAB), np.float32), config)
+    rng = random.Random(1)
+    texts = [_random_text(rng) for _ in range(2000)]
+    texts += ["", "a", "a b", "q r", "A B a b", "x y " * 50]
+    for text in texts:
+        got = featurizer.term_ids(text)
+        assert got.dtype == np.int32
+        np.testing.assert_array_equal(got, _reference_term_ids(featurizer, text), err_msg=text)
+
+
+def test_term_ids_order_and_repeats():
+    featurizer = TfidfFeaturizer(VOCAB, np.ones(len(VOCAB), np.float32), FeaturizerConfig())
+    last_a, b, a_b = len(VOCAB) - 1, VOCAB.index("b"), VOCAB.index("a b")
+    assert featurizer.term_ids("A b, a b").tolist() == [last_a, b, last_a, b, a_b, VOCAB.index("b a"), a_b]
+    assert featurizer.term_ids("q r").tolist() == [VOCAB.index("q r")]
+    assert featurizer.term_ids("").tolist() == []
+
+
+def test_tokenize_keeps_its_output():
+    rng = random.Random(2)
+    config = FeaturizerConfig()
+    for _ in range(500):
+        text = _random_text(rng)
+        tokens = re.findall(DEFAULT_TOKEN_PATTERN, text.lower())
+        assert tokenize(text, config) == tokens + [f"{a} {b}" for a, b in itertools.pairwise(tokens)]
+
+
+def test_unknown_token_never_pairs():
+    """Token ids p=0, q=1, z=2: "q <unknown>" must not be read as the pair code of "p z"."""
+    featurizer = TfidfFeaturizer(["p", "q", "p z"], np.ones(3, np.float32), FeaturizerConfig())
+    assert featurizer.term_ids("q nope").tolist() == [1]
+    assert featurizer.term_ids("nope z p z").tolist() == [0, 2]

@@ -1,4 +1,7 @@
-"""The Redis cache against a real redis-server, including one killed and restarted mid-test."""
+"""The Redis cache against a real redis-server, including one killed and restarted mid-test.
+
+The in-process answer cache in front of it is tested in test_local_cache.py.
+"""
 
 from __future__ import annotations
 
@@ -57,7 +60,10 @@ def test_key_depends_on_model_version_and_options():
 
 
 def test_redis_down_fails_open_and_recovers(make_client, redis_server):
-    client = make_client(redis_url=redis_server.url, cache_retry_s=0.2, cache_timeout_s=0.05)
+    # The same body again and again: the in-process answer cache would hide Redis, so it is off here.
+    client = make_client(
+        redis_url=redis_server.url, cache_retry_s=0.2, cache_timeout_s=0.05, local_cache_size=0
+    )
     assert client.post("/predict", json=DOC).headers["X-Cache"] == "miss"
     assert client.post("/predict", json=DOC).headers["X-Cache"] == "hit"
 

@@ -11,22 +11,11 @@ import threading
 import time
 
 import httpx
-import pytest
 
 from tests.app.conftest import free_port
 
 DOC = {"text": "wa wb wc wd", "k": 3}
 ADMIN = {"X-API-Key": "admin-key"}
-
-
-@pytest.fixture
-def second_bundle(tree_bundle, corpus_files, tmp_path):
-    from training.train import TrainConfig, train_bundle
-
-    out = tmp_path / "second"
-    config = TrainConfig.for_method("tree", n_jobs=1).with_tree(branching=2, leaf_size=16)
-    train_bundle(corpus_files["train"], out, config, progress=False, name="second")
-    return out
 
 
 def test_admin_needs_key(make_client, tree_bundle):
