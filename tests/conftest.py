@@ -42,3 +42,28 @@ def tree_bundle(tmp_path_factory: pytest.TempPathFactory, corpus_files) -> Path:
     assert config.tree.cluster == ClusterParams(branching=4, leaf_size=8)
     train_bundle(corpus_files["train"], out, config, labels_path=corpus_files["labels"], progress=False)
     return out
+
+
+def _two_stage_bundle(tmp_path_factory: pytest.TempPathFactory, corpus_files, method: str) -> Path:
+    from training.train import TrainConfig, train_bundle
+
+    out = tmp_path_factory.mktemp("bundles") / method.replace("+", "-")
+    config = (
+        TrainConfig.for_method(method, n_jobs=1)
+        .with_tree(branching=4, leaf_size=8)
+        .with_ranker(dim=32, epochs=8, n_candidates=32)
+    )
+    train_bundle(corpus_files["train"], out, config, labels_path=corpus_files["labels"], progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ranker_bundle(tmp_path_factory: pytest.TempPathFactory, corpus_files) -> Path:
+    """tree + ONNX ranker."""
+    return _two_stage_bundle(tmp_path_factory, corpus_files, "tree+ranker")
+
+
+@pytest.fixture(scope="session")
+def hnsw_bundle(tmp_path_factory: pytest.TempPathFactory, corpus_files) -> Path:
+    """HNSW over the ranker's label vectors + ONNX ranker."""
+    return _two_stage_bundle(tmp_path_factory, corpus_files, "hnsw+ranker")

@@ -10,8 +10,11 @@ from typing import Any
 
 from training.clustering import ClusterParams
 from training.featurizer_fit import FeaturizerParams, fit_featurizer
+from training.ranker_model import RankerNetParams
+from training.ranker_train import RankerTrainParams
 from training.tree_train import LinearParams, TreeTrainParams, train_tree_shortlister
 from xmlc.data import Document, read_documents, read_label_names
+from xmlc.hnsw import HnswParams
 from xmlc.labels import LabelTable
 from xmlc.tree import TreePredParams
 
@@ -25,24 +28,52 @@ PRESETS: dict[str, TreeTrainParams] = {
         ClusterParams(branching=64, leaf_size=100, balanced=False), LinearParams(), n_trees=1
     ),
 }
-METHODS = tuple(PRESETS)
+# Two-stage methods: the ranker on the "tree" preset's shortlists, or HNSW over a one-vs-all ranker.
+TREE_RANKER = RankerTrainParams(lr=2e-3)
+HNSW_RANKER = RankerTrainParams(negatives="all", net=RankerNetParams(use_prior=False), lr=1e-2)
+TWO_STAGE = {"tree+ranker": ("tree", TREE_RANKER), "hnsw+ranker": (None, HNSW_RANKER)}
+METHODS = (*PRESETS, *TWO_STAGE)
+DEFAULT_METHOD = "tree+ranker"  # the most accurate two-stage bundle (BENCHMARKS.md)
 
 
 @dataclass
 class TrainConfig:
     """Everything `xmlc train` can set; saved in the bundle manifest as ``train_params``."""
 
-    method: str = "tree"
+    method: str = DEFAULT_METHOD
     featurizer: FeaturizerParams = field(default_factory=FeaturizerParams)
-    tree: TreeTrainParams = field(default_factory=lambda: PRESETS["tree"])
+    tree: TreeTrainParams | None = field(default_factory=lambda: PRESETS["tree"])
     predict: TreePredParams = field(default_factory=TreePredParams)
+    ranker: RankerTrainParams | None = field(default_factory=lambda: TREE_RANKER)
+    hnsw: HnswParams | None = None
     n_jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     @classmethod
     def for_method(cls, method: str, **overrides: Any) -> TrainConfig:
-        if method not in PRESETS:
-            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-        return cls(method=method, tree=PRESETS[method], **overrides)
+        if method in PRESETS:
+            return cls(method=method, tree=PRESETS[method], ranker=None, **overrides)
+        if method in TWO_STAGE:
+            preset, ranker = TWO_STAGE[method]
+            tree = PRESETS[preset] if preset else None
+            hnsw = HnswParams() if preset is None else None
+            return cls(method=method, tree=tree, ranker=ranker, hnsw=hnsw, **overrides)
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+
+    def with_ranker(
+        self, epochs: int | None = None, dim: int | None = None, n_candidates: int | None = None
+    ) -> TrainConfig:
+        """A copy with some ranker settings changed (ignored by methods without a ranker)."""
+        if self.ranker is None:
+            return self
+        r = self.ranker
+        net = replace(r.net, dim=dim) if dim is not None else r.net
+        r = replace(
+            r,
+            net=net,
+            epochs=epochs if epochs is not None else r.epochs,
+            n_candidates=n_candidates if n_candidates is not None else r.n_candidates,
+        )
+        return replace(self, ranker=r)
 
     def with_tree(
         self,
@@ -53,6 +84,8 @@ class TrainConfig:
         threshold: float | None = None,
     ) -> TrainConfig:
         """A copy with some tree settings changed (the command-line overrides)."""
+        if self.tree is None:
+            return self
         cluster, linear = self.tree.cluster, self.tree.linear
         if branching is not None:
             cluster = replace(cluster, branching=branching)
@@ -84,8 +117,8 @@ def train_bundle(
     skip_bad: bool = False,
     progress: bool = True,
 ) -> TrainResult:
-    """Read ``train_path``, fit the featurizer and the tree model, write the bundle to ``out``."""
-    from model_export.bundle_writer import save_tree_bundle
+    """Read ``train_path``, fit featurizer, shortlister and ranker, write the bundle to ``out``."""
+    from model_export.bundle_writer import save_bundle
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -94,17 +127,18 @@ def train_bundle(
         raise ValueError(f"{train_path}: no documents to train on")
     names = read_label_names(labels_path) if labels_path else None
     timings["read"] = time.perf_counter() - t0
-    featurizer, shortlister, labels, fit_times = fit_pipeline(docs, config, names, progress)
-    timings.update(fit_times)
+    fitted = fit_pipeline(docs, config, names, progress)
+    timings.update(fitted.timings)
     t1 = time.perf_counter()
-    manifest = save_tree_bundle(
+    manifest = save_bundle(
         out,
-        featurizer,
-        shortlister,
-        labels,
+        fitted.featurizer,
+        fitted.shortlister,
+        fitted.labels,
         method=config.method,
         name=name or Path(out).name,
         train_params=config,
+        ranker=fitted.ranker,
         extra={"training": {"n_docs": len(docs), "n_skipped": stats.n_skipped, "source": str(train_path)}},
     )
     timings["write"] = time.perf_counter() - t1
@@ -112,17 +146,40 @@ def train_bundle(
     return TrainResult(manifest, timings, len(docs), stats.n_skipped)
 
 
+@dataclass
+class FittedPipeline:
+    featurizer: Any
+    shortlister: Any
+    labels: LabelTable
+    ranker: Any  # RankerWriter | None: exports the ranker into the bundle folder
+    timings: dict[str, float]
+
+
 def fit_pipeline(
     docs: list[Document], config: TrainConfig, names: dict[str, str] | None = None, progress: bool = True
-) -> tuple[Any, Any, LabelTable, dict[str, float]]:
-    """Featurizer, tree shortlister and label table from in-memory documents, with stage timings."""
+) -> FittedPipeline:
+    """Featurizer, shortlister, ranker and label table from in-memory documents, with stage timings."""
+    from training.two_stage import fit_hnsw_ranker, fit_tree_ranker
+
     timings = {}
     t0 = time.perf_counter()
     featurizer, X = fit_featurizer([d.full_text for d in docs], config.featurizer, config.n_jobs, progress)
     timings["featurize"] = time.perf_counter() - t0
     labels = LabelTable.from_documents([d.labels for d in docs], names)
     Y = labels.matrix([d.labels for d in docs])
+    ranker = None
+    shortlister: Any
     t1 = time.perf_counter()
-    shortlister = train_tree_shortlister(X, Y, config.tree, config.predict, config.n_jobs, progress)
-    timings["tree"] = time.perf_counter() - t1
-    return featurizer, shortlister, labels, timings
+    if config.tree is not None:
+        shortlister = train_tree_shortlister(X, Y, config.tree, config.predict, config.n_jobs, progress)
+        timings["tree"] = time.perf_counter() - t1
+        if config.ranker is not None:
+            t2 = time.perf_counter()
+            ranker = fit_tree_ranker(X, Y, shortlister, config.ranker, config.n_jobs, progress)
+            timings["ranker"] = time.perf_counter() - t2
+    elif config.ranker is not None and config.hnsw is not None:
+        shortlister, ranker = fit_hnsw_ranker(X, Y, config.ranker, config.hnsw, config.n_jobs, progress)
+        timings["ranker+hnsw"] = time.perf_counter() - t1
+    else:
+        raise ValueError(f"method {config.method!r} needs a tree or a ranker with an HNSW index")
+    return FittedPipeline(featurizer, shortlister, labels, ranker, timings)

@@ -32,7 +32,12 @@ def _fail(message: str) -> None:
 def train(
     train: Annotated[Path, typer.Option("--train", help="Training documents (JSON lines, .gz ok).")],
     out: Annotated[Path, typer.Option("--out", help="Bundle folder to write.")],
-    method: Annotated[str, typer.Option(help="Model: tree, parabel or bonsai.")] = "tree",
+    method: Annotated[
+        str,
+        typer.Option(
+            help="Model: tree+ranker (default, the most accurate), hnsw+ranker, tree, parabel or bonsai."
+        ),
+    ] = "tree+ranker",
     labels: Annotated[
         Path | None, typer.Option(help="Label file ({id, name} JSON lines) for label names.")
     ] = None,
@@ -45,6 +50,11 @@ def train(
         float | None, typer.Option("--C", help="Inverse regularisation of the node classifiers.")
     ] = None,
     beam_size: Annotated[int, typer.Option(help="Beam width at prediction time.")] = 10,
+    epochs: Annotated[int | None, typer.Option(help="Ranker training epochs.")] = None,
+    dim: Annotated[int | None, typer.Option(help="Ranker embedding width.")] = None,
+    candidates: Annotated[
+        int | None, typer.Option(help="Shortlist depth the ranker scores (training and serving).")
+    ] = None,
     max_features: Annotated[int, typer.Option(help="Vocabulary cap of the TF-IDF featurizer.")] = 200_000,
     jobs: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
     skip_bad: Annotated[
@@ -61,6 +71,7 @@ def train(
 
     try:
         config = TrainConfig.for_method(method).with_tree(branching, leaf_size, trees, c)
+        config = config.with_ranker(epochs, dim, candidates)
         config = replace(
             config,
             featurizer=FeaturizerParams(max_features=max_features),
@@ -174,6 +185,7 @@ def demo(
         "runs/demo"
     ),
     n_docs: Annotated[int, typer.Option(help="Generated documents (80% train, 20% test).")] = 3000,
+    method: Annotated[str, typer.Option(help="Model to train (see `xmlc train --help`).")] = "tree+ranker",
 ) -> None:
     """Generate a corpus with a planted label structure, train on it, evaluate and predict once."""
     from training.train import TrainConfig, train_bundle
@@ -192,7 +204,7 @@ def demo(
         "".join(json.dumps({"id": i, "name": n}) + "\n" for i, n in names.items())
     )
     bundle = out / "bundle"
-    config = TrainConfig.for_method("tree").with_tree(branching=4, leaf_size=8)
+    config = TrainConfig.for_method(method).with_tree(branching=4, leaf_size=8).with_ranker(dim=64)
     result = train_bundle(
         data / "train.jsonl.gz", bundle, config, labels_path=data / "labels.jsonl", name="demo"
     )

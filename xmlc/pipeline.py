@@ -16,8 +16,12 @@ import numpy as np
 
 from xmlc.bundle import BundleError, read_manifest
 from xmlc.featurizer import TfidfFeaturizer
+from xmlc.hnsw import HnswShortlister
 from xmlc.labels import LabelTable
-from xmlc.tree import TreeShortlister
+from xmlc.ranker import OnnxRanker
+from xmlc.tree import TreeShortlister, top_k
+
+Shortlister = TreeShortlister | HnswShortlister
 
 
 @dataclass(frozen=True)
@@ -37,23 +41,44 @@ class BatchResult:
 
 
 class Pipeline:
-    """A loaded bundle, ready to answer "top-k labels for this text"."""
+    """A loaded bundle, ready to answer "top-k labels for this text".
+
+    Kinds: a tree alone; a tree whose shortlist an ONNX ranker re-scores; an HNSW index over the ranker's
+    label vectors whose shortlist the ranker scores. The HNSW kind needs a ranker (its query is the
+    ranker's document vector).
+    """
 
     def __init__(
         self,
         featurizer: TfidfFeaturizer,
-        shortlister: TreeShortlister,
+        shortlister: Shortlister,
         labels: LabelTable,
         manifest: dict[str, Any] | None = None,
+        ranker: OnnxRanker | None = None,
     ) -> None:
-        if featurizer.dim != shortlister.trees[0].weights.shape[0]:
+        if (
+            isinstance(shortlister, TreeShortlister)
+            and featurizer.dim != shortlister.trees[0].weights.shape[0]
+        ):
             raise ValueError("featurizer and shortlister disagree on the feature dimension")
         if shortlister.n_labels != len(labels):
             raise ValueError("shortlister and label table disagree on the label count")
+        if isinstance(shortlister, HnswShortlister) and ranker is None:
+            raise ValueError("an HNSW shortlister needs a ranker to encode documents")
+        if ranker is not None and (
+            ranker.config.n_features != featurizer.dim or ranker.config.n_labels != len(labels)
+        ):
+            raise ValueError("ranker does not match the featurizer or the label table")
         self.featurizer = featurizer
         self.shortlister = shortlister
         self.labels = labels
         self.manifest = manifest or {}
+        self.ranker = ranker
+
+    @property
+    def kind(self) -> str:
+        """``tree``, ``tree+ranker`` or ``hnsw+ranker``."""
+        return self.shortlister.kind + ("+ranker" if self.ranker is not None else "")
 
     @property
     def name(self) -> str:
@@ -68,15 +93,24 @@ class Pipeline:
         """Load a bundle after checking its manifest and checksums."""
         folder = Path(folder)
         manifest = read_manifest(folder, verify=verify)
-        shortlister_meta = manifest.get("shortlister", {})
-        if shortlister_meta.get("kind") != "tree":
-            raise BundleError(f"{folder}: unknown shortlister kind {shortlister_meta.get('kind')!r}")
+        shortlister_meta = manifest.get("shortlister") or {}
+        ranker_meta = manifest.get("ranker") or {}
+        kind = shortlister_meta.get("kind")
+        if kind not in ("tree", "hnsw"):
+            raise BundleError(f"{folder}: unknown shortlister kind {kind!r}")
+        if ranker_meta and ranker_meta.get("kind") != OnnxRanker.kind:
+            raise BundleError(f"{folder}: unknown ranker kind {ranker_meta.get('kind')!r}")
         try:
             featurizer = TfidfFeaturizer.load(folder)
-            shortlister = TreeShortlister.load(folder, int(shortlister_meta["n_trees"]))
+            shortlister: Shortlister = (
+                TreeShortlister.load(folder, int(shortlister_meta["n_trees"]))
+                if kind == "tree"
+                else HnswShortlister.load(folder)
+            )
+            ranker = OnnxRanker.load(folder) if ranker_meta else None
             labels = LabelTable.load(folder)
-            return cls(featurizer, shortlister, labels, manifest)
-        except (OSError, ValueError, KeyError, TypeError) as e:
+            return cls(featurizer, shortlister, labels, manifest, ranker)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
             raise BundleError(f"{folder}: cannot load bundle: {e}") from e
 
     def predict_batch(self, texts: Sequence[str], k: int = 5) -> BatchResult:
@@ -84,9 +118,24 @@ class Pipeline:
         t0 = time.perf_counter()
         X = self.featurizer.transform(texts)
         t1 = time.perf_counter()
-        idx, scores = self.shortlister.shortlist(X, k)
+        if self.ranker is None:
+            assert isinstance(self.shortlister, TreeShortlister)
+            idx, scores = self.shortlister.shortlist(X, k)
+            return BatchResult(idx, scores, {"featurize": t1 - t0, "shortlist": time.perf_counter() - t1})
+        doc_vec = self.ranker.encode(X)
         t2 = time.perf_counter()
-        return BatchResult(idx, scores, {"featurize": t1 - t0, "shortlist": t2 - t1})
+        depth = max(k, self.ranker.config.n_candidates)
+        if isinstance(self.shortlister, HnswShortlister):
+            cand, prior = self.shortlister.shortlist(doc_vec, depth)
+        else:
+            cand, prior = self.shortlister.shortlist(X, depth)
+        t3 = time.perf_counter()
+        probs = self.ranker.score(doc_vec, cand, prior)
+        order, scores = top_k(probs, k)
+        idx = np.take_along_axis(cand, order, axis=1)
+        t4 = time.perf_counter()
+        timings = {"featurize": t1 - t0, "encode": t2 - t1, "shortlist": t3 - t2, "rank": t4 - t3}
+        return BatchResult(idx, scores, timings)
 
     def to_labels(
         self, indices: np.ndarray, scores: np.ndarray, threshold: float | None = None
@@ -111,4 +160,6 @@ class Pipeline:
 
     def warm_up(self) -> None:
         """One prediction so that first-request latency does not include lazy initialisation."""
+        if self.ranker is not None:
+            self.ranker.warm_up()
         self.predict(["warm up"], k=1)

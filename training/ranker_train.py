@@ -1,0 +1,133 @@
+"""Train the ranker on the shortlists a shortlister returns for the training documents.
+
+Each training document brings its shortlist (the hard negatives and, almost always, its true labels) and
+the shortlister's scores; the loss is binary cross-entropy over those candidates. With ``negatives="all"``
+the loss instead covers every label (cheap when labels number in the thousands), and the shortlist is only
+used at prediction time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from training.ranker_model import RankerNet, RankerNetParams
+
+
+MIN_STEPS_PER_EPOCH = 64
+
+
+@dataclass(frozen=True)
+class RankerTrainParams:
+    net: RankerNetParams = field(default_factory=RankerNetParams)
+    negatives: str = "shortlist"  # "shortlist" (hard negatives) or "all"
+    n_candidates: int = 100
+    epochs: int = 6
+    batch_size: int = 256
+    lr: float = 1e-3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.negatives not in ("shortlist", "all"):
+            raise ValueError(f"negatives must be 'shortlist' or 'all', got {self.negatives!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.n_candidates < 1:
+            raise ValueError("epochs, batch_size and n_candidates must be >= 1")
+
+
+def candidate_targets(Y: sp.csr_matrix, cand: np.ndarray) -> np.ndarray:
+    """0/1 matrix: is ``cand[i, j]`` a true label of document i."""
+    Y = Y.tocsr()
+    out = np.zeros(cand.shape, dtype=np.float32)
+    for i in range(cand.shape[0]):
+        pos = Y.indices[Y.indptr[i] : Y.indptr[i + 1]]
+        if len(pos):
+            out[i] = np.isin(cand[i], pos)
+    return out
+
+
+def _bag(X: sp.csr_matrix, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    sub = X[rows]
+    return (
+        torch.from_numpy(sub.indices.astype(np.int64)),
+        torch.from_numpy(sub.indptr[:-1].astype(np.int64)),
+        torch.from_numpy(sub.data.astype(np.float32)),
+    )
+
+
+def train_ranker(
+    X: sp.csr_matrix,
+    Y: sp.csr_matrix,
+    cand: np.ndarray | None,
+    prior: np.ndarray | None,
+    params: RankerTrainParams,
+    n_threads: int = 0,
+    progress: bool = True,
+) -> RankerNet:
+    """Fit a `RankerNet` on (documents, candidate lists, shortlister scores).
+
+    With ``negatives="all"`` no candidates are needed and the loss is summed over labels (a mean over
+    thousands of mostly negative labels would shrink the positives' gradient to nothing).
+    """
+    if params.negatives == "shortlist" and (cand is None or prior is None):
+        raise ValueError("shortlist negatives need candidates and shortlister scores")
+    if n_threads:
+        torch.set_num_threads(n_threads)
+    torch.manual_seed(params.seed)
+    rng = np.random.default_rng(params.seed)
+    X = X.tocsr().astype(np.float32)
+    Y = Y.tocsr()
+    net = RankerNet(X.shape[1], Y.shape[1], params.net)
+    sparse_opt = torch.optim.SparseAdam(net.sparse_params(), lr=params.lr)
+    dense_opt = torch.optim.Adam(net.dense_params(), lr=params.lr)
+    targets = candidate_targets(Y, cand) if cand is not None and params.negatives == "shortlist" else None
+    n = X.shape[0]
+    # Small corpora get smaller batches, so that every epoch still takes enough optimizer steps.
+    batch_size = min(params.batch_size, max(16, n // MIN_STEPS_PER_EPOCH))
+    steps = params.epochs * ((n + batch_size - 1) // batch_size)
+    bar = tqdm(total=steps, desc="ranker", unit="batch", disable=not progress)
+    for _ in range(params.epochs):
+        order = rng.permutation(n)
+        t0, total = time.perf_counter(), 0.0
+        for start in range(0, n, batch_size):
+            rows = order[start : start + batch_size]
+            h = net.encode_bag(*_bag(X, rows))
+            if targets is None:
+                logits = net.score_all(h)
+                target = torch.from_numpy(np.asarray(Y[rows].todense(), dtype=np.float32))
+                loss = F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / len(rows)
+            else:
+                assert cand is not None and prior is not None
+                logits = net.score(h, torch.from_numpy(cand[rows]), torch.from_numpy(prior[rows]))
+                target = torch.from_numpy(targets[rows])
+                loss = F.binary_cross_entropy_with_logits(logits, target)
+            sparse_opt.zero_grad()
+            dense_opt.zero_grad()
+            loss.backward()
+            sparse_opt.step()
+            dense_opt.step()
+            total += float(loss.detach()) * len(rows)
+            bar.update(1)
+        bar.set_postfix(loss=f"{total / n:.4f}", epoch_s=f"{time.perf_counter() - t0:.0f}")
+    bar.close()
+    net.eval()
+    return net
+
+
+@torch.no_grad()
+def ranker_logits(
+    net: RankerNet, X: sp.csr_matrix, cand: np.ndarray, prior: np.ndarray, batch_size: int = 1024
+) -> np.ndarray:
+    """Torch logits for every (document, candidate): the reference the ONNX export is checked against."""
+    X = X.tocsr().astype(np.float32)
+    out = np.empty(cand.shape, dtype=np.float32)
+    for start in range(0, X.shape[0], batch_size):
+        rows = np.arange(start, min(start + batch_size, X.shape[0]))
+        h = net.encode_bag(*_bag(X, rows))
+        out[rows] = net.score(h, torch.from_numpy(cand[rows]), torch.from_numpy(prior[rows])).numpy()
+    return out
