@@ -29,7 +29,9 @@ def test_recall_against_exact_search() -> None:
     assert shortlist_recall(found, exact, truth) >= 0.97
     # Scores are inner products with the bias folded in, best first.
     expected = docs @ vecs.T + bias
-    np.testing.assert_allclose(found_scores[:, 0], expected[np.arange(len(docs)), found[:, 0]], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        found_scores[:, 0], expected[np.arange(len(docs)), found[:, 0]], rtol=1e-4, atol=1e-4
+    )
     assert np.all(np.diff(found_scores, axis=1) <= 1e-6)
     np.testing.assert_allclose(exact_scores[:, 0], expected.max(1), rtol=1e-5, atol=1e-5)
 

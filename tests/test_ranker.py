@@ -18,11 +18,11 @@ torch = pytest.importorskip("torch")
 from model_export.onnx_export import OPSET, ParityError, export_and_check, parity_check  # noqa: E402
 from training.ranker_model import RankerNet, RankerNetParams  # noqa: E402
 from training.train import TrainConfig, train_bundle  # noqa: E402
+from xmlc.data import write_documents  # noqa: E402
 from xmlc.evaluation import evaluate_pipeline  # noqa: E402
 from xmlc.pipeline import Pipeline  # noqa: E402
 from xmlc.ranker import OnnxRanker, RankerConfig, padded_rows  # noqa: E402
 from xmlc.synthetic import SyntheticSpec, make_corpus  # noqa: E402
-from xmlc.data import write_documents  # noqa: E402
 
 
 def _random_inputs(n_docs: int, n_features: int, n_labels: int, n_cand: int, seed: int = 0):

@@ -19,7 +19,6 @@ from tqdm import tqdm
 
 from training.ranker_model import RankerNet, RankerNetParams
 
-
 MIN_STEPS_PER_EPOCH = 64
 
 
