@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from training.ranker_model import ExportedEncoder, ExportedScorer, RankerNet
+from training.ranker_model import ExportedEncoder, ExportedScorer, RankerNet, round_table_to_half
 from xmlc.ranker import ENCODER_FILE, SCORER_FILE, OnnxRanker, RankerConfig
 
 OPSET = 17
@@ -26,8 +26,13 @@ class ParityError(RuntimeError):
 
 
 def export_ranker(net: RankerNet, folder: Path) -> list[str]:
-    """Write ``encoder.onnx`` and ``scorer.onnx`` into ``folder``; returns the file names."""
+    """Write ``encoder.onnx`` and ``scorer.onnx`` into ``folder``; returns the file names.
+
+    The term table is rounded to float16 first (see `ExportedEncoder`): the model that is checked and
+    served is the rounded one.
+    """
     net = net.eval()
+    round_table_to_half(net)
     d = net.params.dim
     ids = torch.zeros((2, 3), dtype=torch.int64)
     vals = torch.ones((2, 3), dtype=torch.float32)

@@ -4,7 +4,7 @@ import scipy.sparse as sp
 
 from training.clustering import ClusterParams, build_layout, pifa
 from training.featurizer_fit import FeaturizerParams, fit_featurizer
-from training.tree_train import LinearParams, train_tree
+from training.tree_train import LinearParams, retrain_leaves_man, train_tree
 from xmlc.labels import LabelTable
 from xmlc.metrics import evaluate
 from xmlc.tree import Tree, TreePredParams, TreeShortlister, top_k
@@ -120,3 +120,19 @@ def test_tree_rejects_mismatched_parts():
         )
     with pytest.raises(ValueError):
         TreePredParams(beam_size=0)
+
+
+def test_matcher_aware_leaves_keep_upper_levels_and_still_predict(data):
+    X, Y, Xt, labels, truths = data
+    layout = build_layout(pifa(X, Y), ClusterParams(branching=4, leaf_size=8))
+    tree = train_tree(X, Y, layout, LinearParams(), n_jobs=1, progress=False)
+    cand, _ = TreeShortlister([tree]).shortlist(X, 20)
+    man = retrain_leaves_man(X, Y, tree, cand, LinearParams(), n_jobs=2, progress=False)
+    lo = int(tree.offsets[-2])
+    assert man.weights.shape == tree.weights.shape
+    # Upper levels untouched, leaf level retrained on more documents (so different weights).
+    assert (man.weights[:, :lo] != tree.weights[:, :lo]).nnz == 0
+    np.testing.assert_array_equal(man.bias[:lo], tree.bias[:lo])
+    assert (man.weights[:, lo:] != tree.weights[:, lo:]).nnz > 0
+    metrics = _precision(TreeShortlister([man]), Xt, labels, truths)
+    assert metrics["P@1"] > 90, metrics

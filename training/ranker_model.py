@@ -49,16 +49,13 @@ class RankerNet(nn.Module):
     def sparse_params(self) -> list[nn.Parameter]:
         return [*self.features.parameters(), *self.labels.parameters(), *self.label_bias.parameters()]
 
-    def _finish(self, h: torch.Tensor) -> torch.Tensor:
+    def finish(self, h: torch.Tensor) -> torch.Tensor:
+        """The optional residual MLP over a summed document vector."""
         return h + self.mlp(h) if self.mlp is not None else h
 
     def encode_bag(self, ids: torch.Tensor, offsets: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         """Documents from flat CSR arrays (training)."""
-        return self._finish(self.features(ids, offsets, per_sample_weights=values))
-
-    def encode_padded(self, ids: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        """Documents from (batch x L) id and value arrays, zero values as padding (export)."""
-        return self._finish((self.features.weight[ids] * values.unsqueeze(-1)).sum(1))
+        return self.finish(self.features(ids, offsets, per_sample_weights=values))
 
     def score(self, h: torch.Tensor, cand: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """Logits (batch x candidates)."""
@@ -74,14 +71,30 @@ class RankerNet(nn.Module):
 
 
 class ExportedEncoder(nn.Module):
-    """Graph ``encoder.onnx``: padded document arrays -> document vectors."""
+    """Graph ``encoder.onnx``: padded document arrays -> document vectors.
+
+    The term table (features x dim, by far the largest tensor) is stored as float16 and widened after the
+    gather: half the bundle size. `round_table_to_half` makes the torch model use the same values, so the
+    parity check compares like with like.
+    """
+
+    table: torch.Tensor
 
     def __init__(self, net: RankerNet) -> None:
         super().__init__()
         self.net = net
+        self.register_buffer("table", net.features.weight.detach().to(torch.float16))
 
     def forward(self, feat_ids: torch.Tensor, feat_vals: torch.Tensor) -> torch.Tensor:
-        return self.net.encode_padded(feat_ids, feat_vals)
+        rows = self.table[feat_ids].to(torch.float32)
+        return self.net.finish((rows * feat_vals.unsqueeze(-1)).sum(1))
+
+
+@torch.no_grad()
+def round_table_to_half(net: RankerNet) -> None:
+    """Round the term table to float16 precision in place (what the exported encoder stores)."""
+    w = net.features.weight
+    w.copy_(w.to(torch.float16).to(torch.float32))
 
 
 class ExportedScorer(nn.Module):

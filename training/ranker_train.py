@@ -30,11 +30,14 @@ class RankerTrainParams:
     epochs: int = 6
     batch_size: int = 256
     lr: float = 1e-3
+    loss: str = "bce"  # "bce" per candidate, or "bce+softmax" (adds a listwise term over the shortlist)
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.negatives not in ("shortlist", "all"):
             raise ValueError(f"negatives must be 'shortlist' or 'all', got {self.negatives!r}")
+        if self.loss not in ("bce", "bce+softmax"):
+            raise ValueError(f"loss must be 'bce' or 'bce+softmax', got {self.loss!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.n_candidates < 1:
             raise ValueError("epochs, batch_size and n_candidates must be >= 1")
 
@@ -105,6 +108,10 @@ def train_ranker(
                 logits = net.score(h, torch.from_numpy(cand[rows]), torch.from_numpy(prior[rows]))
                 target = torch.from_numpy(targets[rows])
                 loss = F.binary_cross_entropy_with_logits(logits, target)
+                if params.loss == "bce+softmax":
+                    n_pos = target.sum(1).clamp_min(1.0)
+                    listwise = -(F.log_softmax(logits, dim=1) * target).sum(1) / n_pos
+                    loss = loss + listwise.mean()
             sparse_opt.zero_grad()
             dense_opt.zero_grad()
             loss.backward()

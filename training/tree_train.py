@@ -38,6 +38,9 @@ class TreeTrainParams:
     cluster: ClusterParams = field(default_factory=ClusterParams)
     linear: LinearParams = field(default_factory=LinearParams)
     n_trees: int = 1
+    # > 0: retrain each tree's leaf classifiers on matcher-aware negatives from its top-`man_depth`
+    # shortlist of the training documents (`retrain_leaves_man`); 0: tree negatives only.
+    man_depth: int = 0
 
 
 def _membership(layout: TreeLayout) -> list[sp.csr_matrix]:
@@ -111,6 +114,33 @@ def _run_task(t: int) -> tuple[int, sp.csc_matrix, np.ndarray]:
     return t, W, b
 
 
+def _fit_tasks(
+    X: sp.csr_matrix,
+    Y_levels: list[sp.csc_matrix],
+    tasks: list[tuple[int, int, int, np.ndarray]],
+    params: LinearParams,
+    n_jobs: int,
+    progress: bool,
+    desc: str,
+) -> dict[int, tuple[sp.csc_matrix, np.ndarray]]:
+    """Train every (level, child range, rows) task, in parallel processes."""
+    # Biggest first so that the workers finish together; fork shares X and Y with them copy-free.
+    order = sorted(range(len(tasks)), key=lambda t: -len(tasks[t][3]) * (tasks[t][2] - tasks[t][1]))
+    results: dict[int, tuple[sp.csc_matrix, np.ndarray]] = {}
+    global _SHARED
+    _SHARED = (X, Y_levels, tasks, params)
+    total = sum(t[2] - t[1] for t in tasks)
+    try:
+        pool_cm = mp.get_context("fork").Pool(n_jobs) if n_jobs > 1 else nullcontext()
+        with tqdm(total=total, desc=desc, unit="node", disable=not progress) as bar, pool_cm as pool:
+            for t, W, b in pool.imap_unordered(_run_task, order) if pool else map(_run_task, order):
+                results[t] = (W, b)
+                bar.update(tasks[t][2] - tasks[t][1])
+    finally:
+        _SHARED = None
+    return results
+
+
 def train_tree(
     X: sp.csr_matrix,
     Y: sp.csr_matrix,
@@ -142,20 +172,7 @@ def train_tree(
                 col = Y_levels[level - 1][:, p]
                 rows = col.indices[col.data > 0] if col.nnz else col.indices
             tasks.append((level, ptr[p], ptr[p + 1], np.sort(rows)))
-    # Biggest first so that the workers finish together; fork shares X and Y with them copy-free.
-    order = sorted(range(len(tasks)), key=lambda t: -len(tasks[t][3]) * (tasks[t][2] - tasks[t][1]))
-    results: dict[int, tuple[sp.csc_matrix, np.ndarray]] = {}
-    global _SHARED
-    _SHARED = (X, Y_levels, tasks, params)
-    total = sum(t[2] - t[1] for t in tasks)
-    try:
-        pool_cm = mp.get_context("fork").Pool(n_jobs) if n_jobs > 1 else nullcontext()
-        with tqdm(total=total, desc=desc, unit="node", disable=not progress) as bar, pool_cm as pool:
-            for t, W, b in pool.imap_unordered(_run_task, order) if pool else map(_run_task, order):
-                results[t] = (W, b)
-                bar.update(tasks[t][2] - tasks[t][1])
-    finally:
-        _SHARED = None
+    results = _fit_tasks(X, Y_levels, tasks, params, n_jobs, progress, desc)
     weights = sp.hstack([results[t][0] for t in range(len(tasks))], format="csr", dtype=np.float32)
     bias = np.concatenate([results[t][1] for t in range(len(tasks))])
     return Tree(layout.parents, layout.label_of_leaf, weights, bias)
@@ -175,7 +192,60 @@ def train_tree_shortlister(
     for i in range(params.n_trees):
         cp = ClusterParams(**{**params.cluster.__dict__, "seed": params.cluster.seed + i})
         layout = build_layout(emb, cp)
-        trees.append(
-            train_tree(X, Y, layout, params.linear, n_jobs, progress, desc=f"tree {i + 1}/{params.n_trees}")
+        tree = train_tree(
+            X, Y, layout, params.linear, n_jobs, progress, desc=f"tree {i + 1}/{params.n_trees}"
         )
+        if params.man_depth > 0:
+            cand, _ = TreeShortlister([tree], pred_params).shortlist(X, params.man_depth)
+            tree = retrain_leaves_man(X, Y, tree, cand, params.linear, n_jobs, progress)
+        trees.append(tree)
     return TreeShortlister(trees, pred_params)
+
+
+def retrain_leaves_man(
+    X: sp.csr_matrix,
+    Y: sp.csr_matrix,
+    tree: Tree,
+    cand: np.ndarray,
+    params: LinearParams,
+    n_jobs: int | None = None,
+    progress: bool = True,
+) -> Tree:
+    """Leaf classifiers retrained on matcher-aware negatives (XR-Linear's "tfn+man").
+
+    A leaf cluster's classifiers first saw only the documents tagged with one of its labels (tree
+    negatives). Here they also see every document whose shortlist ``cand`` (from this tree) reached the
+    cluster: the confusable documents the beam search actually lets through.
+    """
+    n_jobs = max(1, n_jobs or os.cpu_count() or 1)
+    last = len(tree.parents) - 1
+    leaf_parent = tree.parents[last].astype(np.int64)
+    n_parents = int(tree.offsets[last] - tree.offsets[last - 1]) if last else 1
+    leaf_of_label = np.empty(tree.n_labels, dtype=np.int64)
+    leaf_of_label[tree.label_of_leaf] = np.arange(tree.n_labels)
+    n_docs = X.shape[0]
+    reached = sp.csr_matrix(
+        (
+            np.ones(cand.size, np.float32),
+            (np.repeat(np.arange(n_docs), cand.shape[1]), leaf_parent[leaf_of_label[cand.ravel()]]),
+        ),
+        shape=(n_docs, n_parents),
+    )
+    Y_leaf = Y.tocsc()[:, tree.label_of_leaf].tocsc()
+    parent_of = sp.csr_matrix(
+        (np.ones(tree.n_labels, np.float32), (np.arange(tree.n_labels), leaf_parent)),
+        shape=(tree.n_labels, n_parents),
+    )
+    rows_by_parent = ((reached + Y_leaf @ parent_of) > 0).tocsc()
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(leaf_parent, minlength=n_parents))])
+    tasks = [
+        (last, int(ptr[p]), int(ptr[p + 1]), np.sort(rows_by_parent[:, p].indices)) for p in range(n_parents)
+    ]
+    Y_levels: list[sp.csc_matrix] = [Y_leaf] * (last + 1)
+    results = _fit_tasks(X, Y_levels, tasks, params, n_jobs, progress, "leaves (man)")
+    W_leaf = sp.hstack([results[t][0] for t in range(len(tasks))], format="csc", dtype=np.float32)
+    b_leaf = np.concatenate([results[t][1] for t in range(len(tasks))])
+    lo = int(tree.offsets[last])
+    weights = sp.hstack([tree.weights.tocsc()[:, :lo], W_leaf], format="csr", dtype=np.float32)
+    bias = np.concatenate([tree.bias[:lo], b_leaf])
+    return Tree(tree.parents, tree.label_of_leaf, weights, bias)
