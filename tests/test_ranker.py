@@ -165,3 +165,23 @@ def test_serving_path_imports_neither_torch_nor_training(ranker_bundle: Path, hn
     )
     assert out.returncode == 0, out.stderr
     assert "IMPORTED:\n" in out.stdout or out.stdout.strip().endswith("IMPORTED:"), out.stdout
+
+
+def test_large_batches_are_chunked_with_the_same_result(ranker_bundle: Path, corpus, monkeypatch) -> None:
+    import xmlc.ranker as ranker_module
+
+    pipeline = Pipeline.load(ranker_bundle)
+    assert pipeline.ranker is not None
+    _, test, _ = corpus
+    X = pipeline.featurizer.transform([d.full_text for d in test[:40]])
+    whole = pipeline.ranker.encode(X)
+    monkeypatch.setattr(ranker_module, "MAX_PADDED_TERMS", 64)  # a few rows per call
+    monkeypatch.setattr(ranker_module, "SCORER_CHUNK_DOCS", 7)
+    chunked = pipeline.ranker.encode(X)
+    np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)
+    cand = np.tile(np.arange(10), (40, 1))
+    prior = np.full((40, 10), 0.5, np.float32)
+    monkeypatch.setattr(ranker_module, "SCORER_CHUNK_DOCS", 512)
+    ref = pipeline.ranker.score(whole, cand, prior)
+    monkeypatch.setattr(ranker_module, "SCORER_CHUNK_DOCS", 7)
+    np.testing.assert_allclose(pipeline.ranker.score(whole, cand, prior), ref, rtol=1e-6)

@@ -19,6 +19,10 @@ from xmlc.onnx_session import OnnxSession
 ENCODER_FILE = "encoder.onnx"
 SCORER_FILE = "scorer.onnx"
 CONFIG_FILE = "ranker.json"
+# Bounds on one onnxruntime call: the encoder gathers (batch x longest row x dim) floats and the scorer
+# (batch x candidates x dim), so big batches are cut into chunks of bounded size.
+MAX_PADDED_TERMS = 1 << 16
+SCORER_CHUNK_DOCS = 512
 
 
 @dataclass(frozen=True)
@@ -62,21 +66,33 @@ class OnnxRanker:
 
     def encode(self, X: sp.csr_matrix) -> np.ndarray:
         """(docs x dim) float32 document vectors."""
-        if X.shape[0] == 0:
-            return np.zeros((0, self.config.dim), np.float32)
-        ids, vals = padded_rows(X)
-        return np.asarray(self.encoder.run(feat_ids=ids, feat_vals=vals), dtype=np.float32)
+        n = X.shape[0]
+        out = np.empty((n, self.config.dim), dtype=np.float32)
+        lengths = np.maximum(np.diff(X.indptr), 1)
+        start = 0
+        while start < n:  # consecutive rows while (rows x longest row) stays under the bound
+            end, width = start + 1, int(lengths[start])
+            while end < n and max(width, lengths[end]) * (end - start + 1) <= MAX_PADDED_TERMS:
+                width = max(width, int(lengths[end]))
+                end += 1
+            ids, vals = padded_rows(X[start:end])
+            out[start:end] = self.encoder.run(feat_ids=ids, feat_vals=vals)
+            start = end
+        return out
 
     def score(self, doc_vec: np.ndarray, cand: np.ndarray, prior: np.ndarray) -> np.ndarray:
         """Probabilities (docs x candidates) for the shortlisted labels."""
+        out = np.zeros(cand.shape, np.float32)
         if cand.size == 0:
-            return np.zeros(cand.shape, np.float32)
-        out = self.scorer.run(
-            doc_vec=np.ascontiguousarray(doc_vec, dtype=np.float32),
-            cand_ids=np.ascontiguousarray(cand, dtype=np.int64),
-            cand_prior=np.ascontiguousarray(prior, dtype=np.float32),
-        )
-        return np.asarray(out, dtype=np.float32)
+            return out
+        for start in range(0, cand.shape[0], SCORER_CHUNK_DOCS):
+            rows = slice(start, start + SCORER_CHUNK_DOCS)
+            out[rows] = self.scorer.run(
+                doc_vec=np.ascontiguousarray(doc_vec[rows], dtype=np.float32),
+                cand_ids=np.ascontiguousarray(cand[rows], dtype=np.int64),
+                cand_prior=np.ascontiguousarray(prior[rows], dtype=np.float32),
+            )
+        return out
 
     def warm_up(self) -> None:
         X = sp.csr_matrix(([1.0], ([0], [0])), shape=(1, self.config.n_features), dtype=np.float32)
