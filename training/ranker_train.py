@@ -53,7 +53,8 @@ def candidate_targets(Y: sp.csr_matrix, cand: np.ndarray) -> np.ndarray:
     return out
 
 
-def _bag(X: sp.csr_matrix, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def bag_tensors(X: sp.csr_matrix, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows of a CSR matrix as EmbeddingBag inputs (ids, offsets, per-sample weights)."""
     sub = X[rows]
     return (
         torch.from_numpy(sub.indices.astype(np.int64)),
@@ -98,7 +99,7 @@ def train_ranker(
         t0, total = time.perf_counter(), 0.0
         for start in range(0, n, batch_size):
             rows = order[start : start + batch_size]
-            h = net.encode_bag(*_bag(X, rows))
+            h = net.encode_bag(*bag_tensors(X, rows))
             if targets is None:
                 logits = net.score_all(h)
                 target = torch.from_numpy(np.asarray(Y[rows].todense(), dtype=np.float32))
@@ -134,6 +135,6 @@ def ranker_logits(
     out = np.empty(cand.shape, dtype=np.float32)
     for start in range(0, X.shape[0], batch_size):
         rows = np.arange(start, min(start + batch_size, X.shape[0]))
-        h = net.encode_bag(*_bag(X, rows))
+        h = net.encode_bag(*bag_tensors(X, rows))
         out[rows] = net.score(h, torch.from_numpy(cand[rows]), torch.from_numpy(prior[rows])).numpy()
     return out

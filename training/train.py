@@ -10,6 +10,8 @@ from typing import Any
 
 from training.clustering import ClusterParams
 from training.featurizer_fit import FeaturizerParams, fit_featurizer
+from training.label_space import KINDS as LABEL_SPACE_KINDS
+from training.label_space import LabelSpaceParams
 from training.ranker_model import RankerNetParams
 from training.ranker_train import RankerTrainParams
 from training.tree_train import LinearParams, TreeTrainParams, train_tree_shortlister
@@ -37,7 +39,10 @@ TWO_STAGE: dict[str, tuple[TreeTrainParams | None, RankerTrainParams]] = {
     "tree+ranker": (replace(PRESETS["tree"], n_trees=3), TREE_RANKER),
     "hnsw+ranker": (None, HNSW_RANKER),
 }
-METHODS = (*PRESETS, *TWO_STAGE)
+# Compressed sensing (plst, cplst) and linear algebra (svd, leml): label embeddings searched with HNSW.
+LABEL_SPACE = {kind: LabelSpaceParams(kind=kind) for kind in LABEL_SPACE_KINDS}
+LABEL_SPACE_CANDIDATES = 100
+METHODS = (*PRESETS, *TWO_STAGE, *LABEL_SPACE)
 DEFAULT_METHOD = "tree+ranker"  # the most accurate two-stage bundle (BENCHMARKS.md)
 
 
@@ -51,6 +56,7 @@ class TrainConfig:
     predict: TreePredParams = field(default_factory=TreePredParams)
     ranker: RankerTrainParams | None = field(default_factory=lambda: TREE_RANKER)
     hnsw: HnswParams | None = None
+    label_space: LabelSpaceParams | None = None
     n_jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     @classmethod
@@ -61,7 +67,26 @@ class TrainConfig:
             tree, ranker = TWO_STAGE[method]
             hnsw = HnswParams() if tree is None else None
             return cls(method=method, tree=tree, ranker=ranker, hnsw=hnsw, **overrides)
+        if method in LABEL_SPACE:
+            return cls(
+                method=method,
+                tree=None,
+                ranker=None,
+                hnsw=HnswParams(),
+                label_space=LABEL_SPACE[method],
+                **overrides,
+            )
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+
+    def with_label_space(self, rank: int | None = None, epochs: int | None = None) -> TrainConfig:
+        """A copy with the label-space rank or epochs changed (ignored by other methods)."""
+        if self.label_space is None:
+            return self
+        ls = self.label_space
+        ls = replace(
+            ls, rank=rank if rank is not None else ls.rank, epochs=epochs if epochs is not None else ls.epochs
+        )
+        return replace(self, label_space=ls)
 
     def with_ranker(
         self, epochs: int | None = None, dim: int | None = None, n_candidates: int | None = None
@@ -186,6 +211,13 @@ def fit_pipeline(
             t2 = time.perf_counter()
             ranker = fit_tree_ranker(X, Y, shortlister, config.ranker, config.n_jobs, progress)
             timings["ranker"] = time.perf_counter() - t2
+    elif config.label_space is not None and config.hnsw is not None:
+        from training.label_space import fit_label_space
+        from training.two_stage import index_and_writer
+
+        net = fit_label_space(X, Y, config.label_space, config.n_jobs, progress)
+        shortlister, ranker = index_and_writer(net, X, LABEL_SPACE_CANDIDATES, config.hnsw)
+        timings[config.label_space.kind] = time.perf_counter() - t1
     elif config.ranker is not None and config.hnsw is not None:
         shortlister, ranker = fit_hnsw_ranker(X, Y, config.ranker, config.hnsw, config.n_jobs, progress)
         timings["ranker+hnsw"] = time.perf_counter() - t1

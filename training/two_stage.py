@@ -18,7 +18,7 @@ import torch
 from model_export.bundle_writer import RankerWriter
 from model_export.onnx_export import OPSET, export_and_check
 from training.ranker_model import RankerNet
-from training.ranker_train import RankerTrainParams, train_ranker
+from training.ranker_train import RankerTrainParams, bag_tensors, train_ranker
 from xmlc.hnsw import HnswParams, HnswShortlister
 from xmlc.ranker import RankerConfig
 from xmlc.tree import TreeShortlister
@@ -28,7 +28,7 @@ PARITY_DOCS = 64  # training documents whose shortlists check the export
 
 def ranker_writer(
     net: RankerNet,
-    params: RankerTrainParams,
+    n_candidates: int,
     X: sp.csr_matrix,
     cand: np.ndarray,
     prior: np.ndarray,
@@ -38,7 +38,7 @@ def ranker_writer(
         dim=net.params.dim,
         n_features=X.shape[1],
         n_labels=net.labels.num_embeddings,
-        n_candidates=params.n_candidates,
+        n_candidates=n_candidates,
         uses_prior=net.params.use_prior,
     )
 
@@ -62,7 +62,7 @@ def fit_tree_ranker(
     cand, prior = tree.shortlist(X, params.n_candidates)
     net = train_ranker(X, Y, cand, prior, params, n_threads=n_jobs, progress=progress)
     m = min(PARITY_DOCS, X.shape[0])
-    return ranker_writer(net, params, X[:m], cand[:m], prior[:m])
+    return ranker_writer(net, params.n_candidates, X[:m], cand[:m], prior[:m])
 
 
 def fit_hnsw_ranker(
@@ -75,6 +75,13 @@ def fit_hnsw_ranker(
 ) -> tuple[HnswShortlister, RankerWriter]:
     """One-vs-all ranker, HNSW over its label vectors (the bias as an extra coordinate)."""
     net = train_ranker(X, Y, None, None, params, n_threads=n_jobs, progress=progress)
+    return index_and_writer(net, X, params.n_candidates, hnsw)
+
+
+def index_and_writer(
+    net: RankerNet, X: sp.csr_matrix, n_candidates: int, hnsw: HnswParams
+) -> tuple[HnswShortlister, RankerWriter]:
+    """HNSW over ``net``'s label vectors (bias as an extra coordinate) and the writer of its graphs."""
     with torch.no_grad():
         vecs = net.labels.weight.numpy().copy()
         bias = net.label_bias.weight.numpy().ravel().copy()
@@ -82,10 +89,6 @@ def fit_hnsw_ranker(
     m = min(PARITY_DOCS, X.shape[0])
     sample = X[:m].tocsr().astype(np.float32)
     with torch.no_grad():
-        h = net.encode_bag(
-            torch.from_numpy(sample.indices.astype(np.int64)),
-            torch.from_numpy(sample.indptr[:-1].astype(np.int64)),
-            torch.from_numpy(sample.data),
-        ).numpy()
-    cand, prior = index.shortlist(h, params.n_candidates)
-    return index, ranker_writer(net, params, sample, cand, prior)
+        h = net.encode_bag(*bag_tensors(sample, np.arange(m))).numpy()
+    cand, prior = index.shortlist(h, n_candidates)
+    return index, ranker_writer(net, n_candidates, sample, cand, prior)

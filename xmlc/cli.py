@@ -35,7 +35,8 @@ def train(
     method: Annotated[
         str,
         typer.Option(
-            help="Model: tree+ranker (default, the most accurate), hnsw+ranker, tree, parabel or bonsai."
+            help="Model: tree+ranker (default, the most accurate), hnsw+ranker, tree, parabel, bonsai, "
+            "plst, cplst, svd or leml."
         ),
     ] = "tree+ranker",
     labels: Annotated[
@@ -51,7 +52,7 @@ def train(
     ] = None,
     beam_size: Annotated[int, typer.Option(help="Beam width at prediction time.")] = 10,
     epochs: Annotated[int | None, typer.Option(help="Ranker training epochs.")] = None,
-    dim: Annotated[int | None, typer.Option(help="Ranker embedding width.")] = None,
+    dim: Annotated[int | None, typer.Option(help="Ranker embedding width (label-space rank).")] = None,
     candidates: Annotated[
         int | None, typer.Option(help="Shortlist depth the ranker scores (training and serving).")
     ] = None,
@@ -71,7 +72,7 @@ def train(
 
     try:
         config = TrainConfig.for_method(method).with_tree(branching, leaf_size, trees, c)
-        config = config.with_ranker(epochs, dim, candidates)
+        config = config.with_ranker(epochs, dim, candidates).with_label_space(dim, epochs)
         config = replace(
             config,
             featurizer=FeaturizerParams(max_features=max_features),

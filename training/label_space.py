@@ -1,0 +1,142 @@
+"""Label-space methods of the review's compressed-sensing and linear-algebra families.
+
+Each learns a linear document map ``h = x U`` (features -> rank r) and label vectors ``V`` (labels x r) so
+that ``h . v_l`` scores label l. They differ in where V comes from and how U is fitted:
+
+- ``plst``: V = top right singular vectors of the label matrix Y; U regresses x onto the projected targets
+  ``y V`` (squared loss); decoding is nearest labels by inner product (Tai & Lin 2012).
+- ``cplst``: the conditional variant: V = top right singular vectors of the part of Y that the features
+  can predict, ``P Y`` with P the projection on the top principal components of X (Chen & Lin 2012).
+- ``svd``: V = singular vectors scaled by their singular values, kept fixed; U and label biases are fitted
+  one-vs-all with binary cross-entropy over every label.
+- ``leml``: W = U V^T fitted by alternating minimisation of ``||Y - X U V^T||^2 + lam (||U||^2 + ||V||^2)``:
+  V in closed form given H = X U, then U by gradient epochs given V (Yu et al. 2014).
+
+The result is a `RankerNet` without MLP or prior: its label vectors go into the HNSW shortlister and its
+encoder and scorer into the ONNX graphs, exactly like ``hnsw+ranker`` (see ``training.two_stage``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.utils.extmath import randomized_svd
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from training.ranker_model import RankerNet, RankerNetParams
+from training.ranker_train import MIN_STEPS_PER_EPOCH, bag_tensors
+
+KINDS = ("plst", "cplst", "svd", "leml")
+
+
+@dataclass(frozen=True)
+class LabelSpaceParams:
+    kind: str = "plst"
+    rank: int = 256
+    epochs: int = 6
+    batch_size: int = 256
+    lr: float = 1e-2
+    lam: float = 1e-3  # LEML's L2 weight (per document, on both factors)
+    x_components: int = 512  # CPLST: principal components of X that define the predictable part of Y
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"label-space kind must be one of {KINDS}, got {self.kind!r}")
+        if self.rank < 1 or self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("rank, epochs and batch_size must be >= 1")
+
+
+def label_basis(
+    X: sp.csr_matrix, Y: sp.csr_matrix, params: LabelSpaceParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """(labels x r) orthonormal label directions and their singular values, per ``params.kind``."""
+    r = min(params.rank, min(Y.shape) - 1) if min(Y.shape) > 1 else 1
+    target: sp.csr_matrix | np.ndarray = Y.astype(np.float32)
+    if params.kind == "cplst":
+        k = max(1, min(params.x_components, min(X.shape) - 1))
+        U_x, _, _ = randomized_svd(X, k, random_state=params.seed)
+        # P Y = U_x (U_x^T Y); its right singular vectors are those of the small k x L matrix U_x^T Y.
+        target = np.asarray(Y.T @ U_x, dtype=np.float32).T
+        r = min(r, k)  # the predictable part has rank at most k
+    _, s, Vt = randomized_svd(target, r, random_state=params.seed)
+    return Vt.T.astype(np.float32), s.astype(np.float32)
+
+
+def _net(n_features: int, V: np.ndarray) -> RankerNet:
+    net = RankerNet(n_features, V.shape[0], RankerNetParams(dim=V.shape[1], hidden=0, use_prior=False))
+    with torch.no_grad():
+        net.labels.weight.copy_(torch.from_numpy(V))
+        net.label_bias.weight.zero_()
+        net.features.weight.zero_()
+    net.labels.weight.requires_grad_(False)  # fixed in the gradient steps (LEML updates it in closed form)
+    return net
+
+
+def fit_label_space(
+    X: sp.csr_matrix, Y: sp.csr_matrix, params: LabelSpaceParams, n_threads: int = 0, progress: bool = True
+) -> RankerNet:
+    """Fit U (and V for LEML, biases for SVD) on (documents, label sets); returns the network."""
+    if n_threads:
+        torch.set_num_threads(n_threads)
+    torch.manual_seed(params.seed)
+    rng = np.random.default_rng(params.seed)
+    X = X.tocsr().astype(np.float32)
+    Y = Y.tocsr().astype(np.float32)
+    V, s = label_basis(X, Y, params)
+    if params.kind == "svd":
+        V = V * (s / s[0])[None, :]
+    net = _net(X.shape[1], V)
+    trainable = [net.features.weight]
+    if params.kind == "svd":
+        trainable.append(net.label_bias.weight)
+    optim = torch.optim.SparseAdam(trainable, lr=params.lr)
+    n = X.shape[0]
+    batch_size = min(params.batch_size, max(16, n // MIN_STEPS_PER_EPOCH))
+    bar = tqdm(total=params.epochs, desc=params.kind, unit="epoch", disable=not progress)
+    for _ in range(params.epochs):
+        t0, total = time.perf_counter(), 0.0
+        order = rng.permutation(n)
+        for start in range(0, n, batch_size):
+            rows = order[start : start + batch_size]
+            ids, offsets, values = bag_tensors(X, rows)
+            h = net.encode_bag(ids, offsets, values)
+            y = torch.from_numpy(np.asarray(Y[rows].todense()))
+            if params.kind == "svd":
+                logits = net.score_all(h)
+                loss = F.binary_cross_entropy_with_logits(logits, y, reduction="sum") / len(rows)
+            else:
+                pred = h @ net.labels.weight.T.detach()
+                loss = ((pred - y) ** 2).sum() / len(rows)
+                if params.kind == "leml":  # L2 on the rows of U this batch touches (sparse gradient)
+                    touched = F.embedding(torch.unique(ids), net.features.weight, sparse=True)
+                    loss = loss + params.lam * (touched**2).sum()
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            total += float(loss.detach()) * len(rows)
+        if params.kind == "leml":
+            _leml_v_step(net, X, Y, params.lam)
+        bar.update(1)
+        bar.set_postfix(loss=f"{total / n:.4f}", epoch_s=f"{time.perf_counter() - t0:.0f}")
+    bar.close()
+    net.eval()
+    return net
+
+
+@torch.no_grad()
+def _leml_v_step(net: RankerNet, X: sp.csr_matrix, Y: sp.csr_matrix, lam: float) -> None:
+    """V = Y^T H (H^T H + lam n I)^{-1}: the exact minimiser over V for the current U."""
+    n = X.shape[0]
+    H = np.empty((n, net.params.dim), dtype=np.float64)
+    for start in range(0, n, 4096):
+        rows = np.arange(start, min(start + 4096, n))
+        H[rows] = net.encode_bag(*bag_tensors(X, rows)).numpy()
+    gram = H.T @ H + lam * n * np.eye(H.shape[1])
+    V = np.linalg.solve(gram, np.asarray(Y.T @ H).T).T.astype(np.float32)
+    net.labels.weight.copy_(torch.from_numpy(V))
