@@ -66,14 +66,3 @@ def save_bundle(
         return files
 
     return write_bundle(Path(out), write, manifest)
-
-
-def save_tree_bundle(
-    out: str | Path,
-    featurizer: TfidfFeaturizer,
-    shortlister: TreeShortlister,
-    labels: LabelTable,
-    **kwargs: Any,
-) -> dict[str, Any]:
-    """A tree-only bundle (kept for callers that build one directly)."""
-    return save_bundle(out, featurizer, shortlister, labels, **kwargs)

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 import torch
 
 from training.ranker_model import ExportedEncoder, ExportedScorer, RankerNet, round_table_to_half
+from training.ranker_train import bag_tensors
 from xmlc.ranker import ENCODER_FILE, SCORER_FILE, OnnxRanker, RankerConfig
 
 OPSET = 17
@@ -84,11 +85,7 @@ def parity_check(
     differ by more than 1e-4 in absolute terms without changing any score.
     """
     X = X.tocsr().astype(np.float32)
-    h_torch = net.encode_bag(
-        torch.from_numpy(X.indices.astype(np.int64)),
-        torch.from_numpy(X.indptr[:-1].astype(np.int64)),
-        torch.from_numpy(X.data),
-    )
+    h_torch = net.encode_bag(*bag_tensors(X, np.arange(X.shape[0])))
     p_torch = torch.sigmoid(net.score(h_torch, torch.from_numpy(cand), torch.from_numpy(prior))).numpy()
     h_onnx = ranker.encode(X)
     p_onnx = ranker.score(h_onnx, cand, prior)

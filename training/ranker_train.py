@@ -124,17 +124,3 @@ def train_ranker(
     bar.close()
     net.eval()
     return net
-
-
-@torch.no_grad()
-def ranker_logits(
-    net: RankerNet, X: sp.csr_matrix, cand: np.ndarray, prior: np.ndarray, batch_size: int = 1024
-) -> np.ndarray:
-    """Torch logits for every (document, candidate): the reference the ONNX export is checked against."""
-    X = X.tocsr().astype(np.float32)
-    out = np.empty(cand.shape, dtype=np.float32)
-    for start in range(0, X.shape[0], batch_size):
-        rows = np.arange(start, min(start + batch_size, X.shape[0]))
-        h = net.encode_bag(*bag_tensors(X, rows))
-        out[rows] = net.score(h, torch.from_numpy(cand[rows]), torch.from_numpy(prior[rows])).numpy()
-    return out
