@@ -7,6 +7,10 @@ BENCHMARKS.md between markers. Skips cleanly when the data is absent.
 
     python -m bench.bench_tree --data ../shared/data/eurlex57k --peers pecos
     python -m bench.bench_tree --peers pecos --methods tree,tree+ranker,hnsw+ranker --section two-stage
+    python -m bench.bench_tree --section families --plot \
+        --peers pecos,omikuji-parabel,omikuji-bonsai,napkinxc \
+        --methods parabel,bonsai,tree,tree+ranker,hnsw+ranker,plst,cplst,svd,leml \
+        --metrics P@1,P@3,P@5,PSP@1,PSP@3,PSP@5
 """
 
 from __future__ import annotations
@@ -122,10 +126,12 @@ def run_peers(data: Path, names: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def table(rows: list[dict[str, Any]], reference: dict[str, Any] | None) -> str:
+def table(
+    rows: list[dict[str, Any]], reference: dict[str, Any] | None, metrics: tuple[str, ...] = METRICS
+) -> str:
     head = [
         "model",
-        *METRICS,
+        *metrics,
         "train s (from text)",
         "batch ms/doc",
         "1-doc p50 ms",
@@ -138,7 +144,7 @@ def table(rows: list[dict[str, Any]], reference: dict[str, Any] | None) -> str:
         total = r["train_s"] + (r["featurize_s"] or 0.0)
         cells = [
             r["name"],
-            *(f"{r['metrics'][m]:.2f}" if m in r["metrics"] else "-" for m in METRICS),
+            *(f"{r['metrics'][m]:.2f}" if m in r["metrics"] else "-" for m in metrics),
             f"{total:.0f}" + (f" ({r['featurize_s']:.0f} + {r['train_s']:.0f})" if r["featurize_s"] else ""),
             f"{r['batch_ms_per_doc']:.2f}",
             f"{r['single_p50_ms']:.2f}",
@@ -199,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
     ap.add_argument("--train-args", default="", help="extra arguments for xmlc train")
     ap.add_argument("--section", default="tree", help="BENCHMARKS.md section (marker bench:SECTION)")
+    ap.add_argument("--metrics", default=",".join(METRICS), help="comma-separated table columns")
+    ap.add_argument("--plot", action="store_true", help="also plot P@5 against 1-doc latency (PNG)")
     args = ap.parse_args(argv)
     if not (args.data / "train.jsonl.gz").is_file():
         print(f"skipped: no EURLEX57K data at {args.data}")
@@ -212,7 +220,12 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(run_ours(args.data, args.out, method, args.train_args.split()))
     (args.out / f"bench_{args.section}.json").write_text(json.dumps(rows, indent=2))
     reference = next((r for r in rows if r["name"].startswith("PECOS")), None)
-    body = table(rows, reference)
+    body = table(rows, reference, tuple(m for m in args.metrics.split(",") if m))
+    if args.plot:
+        from bench.plot import plot_accuracy_vs_latency
+
+        png = plot_accuracy_vs_latency(rows, ROOT / "bench" / "figures" / f"{args.section}.png")
+        body += f"\n\n![P@5 against single-document latency]({png.relative_to(ROOT)})"
     print(body)
     stamp = time.strftime("%Y-%m-%d")
     cmd = "python -m bench.bench_tree " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -11,7 +11,6 @@ from xmlc.bundle import write_bundle
 from xmlc.featurizer import TfidfFeaturizer
 from xmlc.hnsw import HnswShortlister
 from xmlc.labels import LabelTable
-from xmlc.tree import TreeShortlister
 
 # Writes the ranker's files into the bundle folder; returns (file names, manifest "ranker" entry).
 RankerWriter = Callable[[Path], tuple[list[str], dict[str, Any]]]
@@ -21,7 +20,9 @@ def _plain(obj: Any) -> Any:
     return asdict(obj) if is_dataclass(obj) and not isinstance(obj, type) else obj
 
 
-def shortlister_meta(shortlister: TreeShortlister | HnswShortlister) -> dict[str, Any]:
+def shortlister_meta(shortlister: Any) -> dict[str, Any]:
+    if hasattr(shortlister, "meta"):  # a writer that describes itself (the attention model)
+        return shortlister.meta  # the same dict: filled in while the files are written
     if isinstance(shortlister, HnswShortlister):
         return {"kind": "hnsw", "dim": shortlister.dim, **asdict(shortlister.params)}
     return {
@@ -34,7 +35,7 @@ def shortlister_meta(shortlister: TreeShortlister | HnswShortlister) -> dict[str
 def save_bundle(
     out: str | Path,
     featurizer: TfidfFeaturizer,
-    shortlister: TreeShortlister | HnswShortlister,
+    shortlister: Any,  # TreeShortlister | HnswShortlister | a writer with kind, n_labels, meta, save()
     labels: LabelTable,
     *,
     method: str,

@@ -17,6 +17,7 @@ torch = pytest.importorskip("torch")
 
 from model_export.onnx_export import OPSET, ParityError, export_and_check, parity_check  # noqa: E402
 from training.ranker_model import RankerNet, RankerNetParams  # noqa: E402
+from training.ranker_train import bag_tensors  # noqa: E402
 from training.train import TrainConfig, train_bundle  # noqa: E402
 from xmlc.data import write_documents  # noqa: E402
 from xmlc.evaluation import evaluate_pipeline  # noqa: E402
@@ -75,6 +76,52 @@ def test_parity_check_refuses_a_graph_that_differs(tmp_path: Path) -> None:
         net.label_bias.weight.add_(0.5)
     with pytest.raises(ParityError):
         parity_check(net, OnnxRanker.load(tmp_path), X, cand, prior)
+
+
+def _net_with_text(n_features: int = 300, n_labels: int = 40) -> tuple[RankerNet, sp.csr_matrix]:
+    text = sp.random(n_labels, n_features, density=0.02, format="lil", dtype=np.float32, random_state=1)
+    text[3] = 0  # a label without text
+    text = text.tocsr()
+    torch.manual_seed(0)
+    net = RankerNet(n_features, n_labels, RankerNetParams(dim=24), text)
+    with torch.no_grad():
+        net.text_weight.fill_(0.7)
+    return net.eval(), text
+
+
+def test_label_text_vectors_are_the_encoded_names() -> None:
+    net, text = _net_with_text()
+    ids = torch.tensor([[5, 3, 5], [39, 0, 12]])
+    dense = torch.from_numpy(text.toarray()) @ net.features.weight.detach()
+    expected = net.labels.weight.detach()[ids] + 0.7 * dense[ids]
+    assert torch.allclose(net.label_vectors(ids).detach(), expected, atol=1e-6)
+    # Gradients reach the term table through the label side too.
+    net.label_vectors(ids).sum().backward()
+    assert net.features.weight.grad is not None
+
+
+def test_folding_label_text_keeps_every_score(tmp_path: Path) -> None:
+    net, _ = _net_with_text()
+    X, cand, prior = _random_inputs(8, 300, 40, 6)
+    with torch.no_grad():
+        h = net.encode_bag(*bag_tensors(X, np.arange(8)))
+        before = net.score(h, torch.from_numpy(cand), torch.from_numpy(prior))
+        every = net.score_all(h)
+        net.fold_label_text()
+        assert net.text is None
+        assert torch.allclose(
+            net.score(h, torch.from_numpy(cand), torch.from_numpy(prior)), before, atol=1e-5
+        )
+        assert torch.allclose(net.score_all(h), every, atol=1e-5)
+    # The folded net exports like any other and passes parity.
+    config = RankerConfig(dim=24, n_features=300, n_labels=40, n_candidates=6)
+    _, diff = export_and_check(net, tmp_path, config, X, cand, prior)
+    assert diff <= 1e-4
+
+
+def test_label_text_shape_is_checked() -> None:
+    with pytest.raises(ValueError, match="label text"):
+        RankerNet(300, 40, RankerNetParams(dim=8), sp.csr_matrix((41, 300), dtype=np.float32))
 
 
 def test_ranker_improves_over_a_weak_tree(tmp_path: Path) -> None:

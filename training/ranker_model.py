@@ -4,6 +4,11 @@ A document is a weighted bag of term embeddings (its TF-IDF row as weights), opt
 residual MLP; a candidate is a label vector and a bias. The shortlister's own score enters as a learned
 multiple of its logarithm, so the ranker corrects the shortlister instead of replacing it.
 
+Label text (ECLARE-style): when the labels' names are known, a label's vector is its free vector plus a
+learned multiple of its name's TF-IDF row encoded with the document term table, so a rare label starts
+from what its name means. After training, `fold_label_text` adds that part into the free vectors, so the
+exported scorer is the same graph with or without label text.
+
 Training encodes documents with ``EmbeddingBag`` (fast, sparse gradients); the exported graph encodes the
 same rows from padded (ids, values) arrays with a gather and a sum, which ONNX runs without custom ops.
 """
@@ -12,10 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 PRIOR_FLOOR = 1e-6
+LABEL_TEXT_MODES = ("none", "shared", "detached", "own")
 
 
 @dataclass(frozen=True)
@@ -23,10 +32,24 @@ class RankerNetParams:
     dim: int = 256
     hidden: int = 0  # width of the residual MLP over the document vector; 0 = none
     use_prior: bool = True  # add a * log(shortlister score)
+    # Label names as label features, where names are given: "shared" encodes them with the document
+    # term table, "detached" with the same table but without gradients through the label side,
+    # "own" with a separate word table (zero at start) that labels sharing name words share; or "none".
+    label_text: str = "shared"
+
+    def __post_init__(self) -> None:
+        if self.label_text not in LABEL_TEXT_MODES:
+            raise ValueError(f"label_text must be one of {LABEL_TEXT_MODES}, got {self.label_text!r}")
 
 
 class RankerNet(nn.Module):
-    def __init__(self, n_features: int, n_labels: int, params: RankerNetParams) -> None:
+    def __init__(
+        self,
+        n_features: int,
+        n_labels: int,
+        params: RankerNetParams,
+        label_text: sp.csr_matrix | None = None,
+    ) -> None:
         super().__init__()
         self.params = params
         d = params.dim
@@ -41,13 +64,31 @@ class RankerNet(nn.Module):
             self.mlp = nn.Sequential(nn.Linear(d, params.hidden), nn.GELU(), nn.Linear(params.hidden, d))
         self.prior_weight = nn.Parameter(torch.tensor(1.0 if params.use_prior else 0.0))
         self.offset = nn.Parameter(torch.tensor(0.0))
+        self.text: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self.text_weight = nn.Parameter(torch.tensor(1.0))
+        self.text_table: nn.Embedding | None = None
+        if params.label_text != "none" and label_text is not None:
+            if label_text.shape != (n_labels, n_features):
+                raise ValueError(f"label text is {label_text.shape}, expected {(n_labels, n_features)}")
+            lt = label_text.tocsr().astype(np.float32)
+            self.text = (
+                torch.from_numpy(lt.indptr.astype(np.int64)),
+                torch.from_numpy(lt.indices.astype(np.int64)),
+                torch.from_numpy(lt.data),
+            )
+            if params.label_text == "own":
+                self.text_table = nn.Embedding(n_features, d, sparse=True)
+                nn.init.zeros_(self.text_table.weight)
 
     def dense_params(self) -> list[nn.Parameter]:
-        sparse = {id(p) for m in (self.features, self.labels, self.label_bias) for p in m.parameters()}
+        sparse = {id(p) for p in self.sparse_params()}
         return [p for p in self.parameters() if id(p) not in sparse]
 
     def sparse_params(self) -> list[nn.Parameter]:
-        return [*self.features.parameters(), *self.labels.parameters(), *self.label_bias.parameters()]
+        tables = [self.features, self.labels, self.label_bias]
+        if self.text_table is not None:
+            tables.append(self.text_table)
+        return [p for t in tables for p in t.parameters()]
 
     def finish(self, h: torch.Tensor) -> torch.Tensor:
         """The optional residual MLP over a summed document vector."""
@@ -57,9 +98,44 @@ class RankerNet(nn.Module):
         """Documents from flat CSR arrays (training)."""
         return self.finish(self.features(ids, offsets, per_sample_weights=values))
 
+    def text_vectors(self, ids: torch.Tensor) -> torch.Tensor:
+        """Encoded label text of ``ids`` (unique label ids), with gradients into the term table."""
+        assert self.text is not None
+        indptr, cols, vals = self.text
+        starts, lens = indptr[ids], indptr[ids + 1] - indptr[ids]
+        offsets = torch.cumsum(lens, 0) - lens
+        pos = torch.arange(int(lens.sum())) - torch.repeat_interleave(offsets - starts, lens)
+        if self.text_table is not None:
+            table = self.text_table.weight
+        elif self.params.label_text == "detached":
+            table = self.features.weight.detach()
+        else:
+            table = self.features.weight
+        return F.embedding_bag(
+            cols[pos], table, offsets, mode="sum", per_sample_weights=vals[pos], sparse=True
+        )
+
+    def label_vectors(self, ids: torch.Tensor) -> torch.Tensor:
+        """Label vectors of ``ids`` (any shape): free vector, plus encoded label text when there is some."""
+        v = self.labels(ids)
+        if self.text is None:
+            return v
+        uniq, inverse = torch.unique(ids, return_inverse=True)
+        return v + self.text_weight * self.text_vectors(uniq)[inverse]
+
+    @torch.no_grad()
+    def fold_label_text(self) -> None:
+        """Add the encoded label text into the free label vectors (what the exported scorer stores)."""
+        if self.text is None:
+            return
+        every = torch.arange(self.labels.num_embeddings)
+        self.labels.weight.add_(self.text_weight * self.text_vectors(every))
+        self.text = None
+        self.text_table = None
+
     def score(self, h: torch.Tensor, cand: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """Logits (batch x candidates)."""
-        logit = torch.einsum("bd,bcd->bc", h, self.labels(cand)) + self.label_bias(cand).squeeze(-1)
+        logit = torch.einsum("bd,bcd->bc", h, self.label_vectors(cand)) + self.label_bias(cand).squeeze(-1)
         if self.params.use_prior:
             logit = logit + self.prior_weight * torch.log(prior.clamp_min(PRIOR_FLOOR))
         return logit + self.offset
@@ -67,7 +143,7 @@ class RankerNet(nn.Module):
     def score_all(self, h: torch.Tensor) -> torch.Tensor:
         """Logits over every label, without the prior (full one-vs-all training)."""
         every = torch.arange(self.labels.num_embeddings)
-        return h @ self.labels(every).T + self.label_bias(every).T + self.offset
+        return h @ self.label_vectors(every).T + self.label_bias(every).T + self.offset
 
 
 class ExportedEncoder(nn.Module):

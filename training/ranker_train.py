@@ -71,11 +71,14 @@ def train_ranker(
     params: RankerTrainParams,
     n_threads: int = 0,
     progress: bool = True,
+    label_text: sp.csr_matrix | None = None,
 ) -> RankerNet:
     """Fit a `RankerNet` on (documents, candidate lists, shortlister scores).
 
     With ``negatives="all"`` no candidates are needed and the loss is summed over labels (a mean over
     thousands of mostly negative labels would shrink the positives' gradient to nothing).
+    ``label_text`` (labels x features, the featurized label names) adds label text to the label vectors;
+    it is folded into them before the net is returned.
     """
     if params.negatives == "shortlist" and (cand is None or prior is None):
         raise ValueError("shortlist negatives need candidates and shortlister scores")
@@ -85,10 +88,15 @@ def train_ranker(
     rng = np.random.default_rng(params.seed)
     X = X.tocsr().astype(np.float32)
     Y = Y.tocsr()
-    net = RankerNet(X.shape[1], Y.shape[1], params.net)
+    net = RankerNet(X.shape[1], Y.shape[1], params.net, label_text)
     sparse_opt = torch.optim.SparseAdam(net.sparse_params(), lr=params.lr)
     dense_opt = torch.optim.Adam(net.dense_params(), lr=params.lr)
     targets = candidate_targets(Y, cand) if cand is not None and params.negatives == "shortlist" else None
+    # Candidates of -1 pad shortlists of uneven width: scored as label 0 and left out of the loss.
+    valid = None
+    if targets is not None and cand is not None and prior is not None and (cand < 0).any():
+        valid = (cand >= 0).astype(np.float32)
+        cand, prior = np.where(cand < 0, 0, cand), np.where(cand < 0, 1.0, prior).astype(np.float32)
     n = X.shape[0]
     # Small corpora get smaller batches, so that every epoch still takes enough optimizer steps.
     batch_size = min(params.batch_size, max(16, n // MIN_STEPS_PER_EPOCH))
@@ -108,7 +116,8 @@ def train_ranker(
                 assert cand is not None and prior is not None
                 logits = net.score(h, torch.from_numpy(cand[rows]), torch.from_numpy(prior[rows]))
                 target = torch.from_numpy(targets[rows])
-                loss = F.binary_cross_entropy_with_logits(logits, target)
+                weight = torch.from_numpy(valid[rows]) if valid is not None else None
+                loss = F.binary_cross_entropy_with_logits(logits, target, weight=weight)
                 if params.loss == "bce+softmax":
                     n_pos = target.sum(1).clamp_min(1.0)
                     listwise = -(F.log_softmax(logits, dim=1) * target).sum(1) / n_pos
@@ -122,5 +131,6 @@ def train_ranker(
             bar.update(1)
         bar.set_postfix(loss=f"{total / n:.4f}", epoch_s=f"{time.perf_counter() - t0:.0f}")
     bar.close()
+    net.fold_label_text()
     net.eval()
     return net

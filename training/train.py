@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from training.attention_xml import AttentionParams
 from training.clustering import ClusterParams
 from training.featurizer_fit import FeaturizerParams, fit_featurizer
 from training.label_space import KINDS as LABEL_SPACE_KINDS
@@ -15,7 +16,8 @@ from training.label_space import LabelSpaceParams
 from training.ranker_model import RankerNetParams
 from training.ranker_train import RankerTrainParams
 from training.tree_train import LinearParams, TreeTrainParams, train_tree_shortlister
-from xmlc.data import Document, read_documents, read_label_names
+from training.xtransformer import XTransformerParams
+from xmlc.data import Document, read_documents, read_label_records
 from xmlc.hnsw import HnswParams
 from xmlc.labels import LabelTable
 from xmlc.tree import TreePredParams
@@ -42,7 +44,10 @@ TWO_STAGE: dict[str, tuple[TreeTrainParams | None, RankerTrainParams]] = {
 # Compressed sensing (plst, cplst) and linear algebra (svd, leml): label embeddings searched with HNSW.
 LABEL_SPACE = {kind: LabelSpaceParams(kind=kind) for kind in LABEL_SPACE_KINDS}
 LABEL_SPACE_CANDIDATES = 100
-METHODS = (*PRESETS, *TWO_STAGE, *LABEL_SPACE)
+# Deep models that read the text itself: the attention model shortlists and ranks on its own; the
+# transformer matcher shortlists label clusters for the ONNX ranker.
+DEEP = ("attentionxml", "xtransformer")
+METHODS = (*PRESETS, *TWO_STAGE, *LABEL_SPACE, *DEEP)
 DEFAULT_METHOD = "tree+ranker"  # the most accurate two-stage bundle (BENCHMARKS.md)
 
 
@@ -57,6 +62,8 @@ class TrainConfig:
     ranker: RankerTrainParams | None = field(default_factory=lambda: TREE_RANKER)
     hnsw: HnswParams | None = None
     label_space: LabelSpaceParams | None = None
+    attention: AttentionParams | None = None
+    xtransformer: XTransformerParams | None = None
     n_jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     @classmethod
@@ -76,6 +83,12 @@ class TrainConfig:
                 label_space=LABEL_SPACE[method],
                 **overrides,
             )
+        if method == "attentionxml":
+            return cls(method=method, tree=None, ranker=None, attention=AttentionParams(), **overrides)
+        if method == "xtransformer":
+            return cls(
+                method=method, tree=None, ranker=TREE_RANKER, xtransformer=XTransformerParams(), **overrides
+            )
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
     def with_label_space(self, rank: int | None = None, epochs: int | None = None) -> TrainConfig:
@@ -87,6 +100,15 @@ class TrainConfig:
             ls, rank=rank if rank is not None else ls.rank, epochs=epochs if epochs is not None else ls.epochs
         )
         return replace(self, label_space=ls)
+
+    def with_deep(self, epochs: int | None = None, max_docs: int | None = None) -> TrainConfig:
+        """A copy with a deep model's epochs or document budget changed (ignored by other methods)."""
+        changes = {k: v for k, v in {"epochs": epochs, "max_docs": max_docs}.items() if v is not None}
+        if self.attention is not None:
+            return replace(self, attention=replace(self.attention, **changes))
+        if self.xtransformer is not None:
+            return replace(self, xtransformer=replace(self.xtransformer, **changes))  # type: ignore[arg-type]
+        return self
 
     def with_ranker(
         self, epochs: int | None = None, dim: int | None = None, n_candidates: int | None = None
@@ -159,9 +181,11 @@ def train_bundle(
     docs, stats = read_documents(train_path, skip_bad=skip_bad)
     if not docs:
         raise ValueError(f"{train_path}: no documents to train on")
-    names = read_label_names(labels_path) if labels_path else None
+    records = read_label_records(labels_path) if labels_path else []
+    names = {r.id: r.name for r in records} or None
+    texts = {r.id: r.text for r in records} or None
     timings["read"] = time.perf_counter() - t0
-    fitted = fit_pipeline(docs, config, names, progress)
+    fitted = fit_pipeline(docs, config, names, progress, texts)
     timings.update(fitted.timings)
     t1 = time.perf_counter()
     manifest = save_bundle(
@@ -190,9 +214,16 @@ class FittedPipeline:
 
 
 def fit_pipeline(
-    docs: list[Document], config: TrainConfig, names: dict[str, str] | None = None, progress: bool = True
+    docs: list[Document],
+    config: TrainConfig,
+    names: dict[str, str] | None = None,
+    progress: bool = True,
+    label_texts: dict[str, str] | None = None,
 ) -> FittedPipeline:
-    """Featurizer, shortlister, ranker and label table from in-memory documents, with stage timings."""
+    """Featurizer, shortlister, ranker and label table from in-memory documents, with stage timings.
+
+    ``label_texts`` (label id -> name and alternative names) become label features of the ranker.
+    """
     from training.two_stage import fit_hnsw_ranker, fit_tree_ranker
 
     timings = {}
@@ -201,6 +232,9 @@ def fit_pipeline(
     timings["featurize"] = time.perf_counter() - t0
     labels = LabelTable.from_documents([d.labels for d in docs], names)
     Y = labels.matrix([d.labels for d in docs])
+    label_text = None
+    if label_texts and config.ranker is not None and config.ranker.net.label_text != "none":
+        label_text = featurizer.transform([label_texts.get(i, "") for i in labels.ids])
     ranker = None
     shortlister: Any
     t1 = time.perf_counter()
@@ -209,7 +243,7 @@ def fit_pipeline(
         timings["tree"] = time.perf_counter() - t1
         if config.ranker is not None:
             t2 = time.perf_counter()
-            ranker = fit_tree_ranker(X, Y, shortlister, config.ranker, config.n_jobs, progress)
+            ranker = fit_tree_ranker(X, Y, shortlister, config.ranker, config.n_jobs, progress, label_text)
             timings["ranker"] = time.perf_counter() - t2
     elif config.label_space is not None and config.hnsw is not None:
         from training.label_space import fit_label_space
@@ -218,8 +252,24 @@ def fit_pipeline(
         net = fit_label_space(X, Y, config.label_space, config.n_jobs, progress)
         shortlister, ranker = index_and_writer(net, X, LABEL_SPACE_CANDIDATES, config.hnsw)
         timings[config.label_space.kind] = time.perf_counter() - t1
+    elif config.xtransformer is not None and config.ranker is not None:
+        from training.xtransformer_fit import fit_xtransformer
+
+        texts = [d.full_text for d in docs]
+        shortlister, ranker = fit_xtransformer(
+            texts, X, Y, config.xtransformer, config.ranker, config.n_jobs, progress, label_text
+        )
+        timings["xtransformer"] = time.perf_counter() - t1
+    elif config.attention is not None:
+        from training.attention_fit import fit_attention
+
+        texts = [d.full_text for d in docs]
+        shortlister = fit_attention(texts, featurizer, X, Y, config.attention, config.n_jobs, progress)
+        timings["attention"] = time.perf_counter() - t1
     elif config.ranker is not None and config.hnsw is not None:
-        shortlister, ranker = fit_hnsw_ranker(X, Y, config.ranker, config.hnsw, config.n_jobs, progress)
+        shortlister, ranker = fit_hnsw_ranker(
+            X, Y, config.ranker, config.hnsw, config.n_jobs, progress, label_text
+        )
         timings["ranker+hnsw"] = time.perf_counter() - t1
     else:
         raise ValueError(f"method {config.method!r} needs a tree or a ranker with an HNSW index")

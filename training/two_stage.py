@@ -57,10 +57,11 @@ def fit_tree_ranker(
     params: RankerTrainParams,
     n_jobs: int,
     progress: bool,
+    label_text: sp.csr_matrix | None = None,
 ) -> RankerWriter:
     """Ranker on the tree's own shortlists of the training documents."""
     cand, prior = tree.shortlist(X, params.n_candidates)
-    net = train_ranker(X, Y, cand, prior, params, n_threads=n_jobs, progress=progress)
+    net = train_ranker(X, Y, cand, prior, params, n_jobs, progress, label_text)
     m = min(PARITY_DOCS, X.shape[0])
     return ranker_writer(net, params.n_candidates, X[:m], cand[:m], prior[:m])
 
@@ -72,9 +73,10 @@ def fit_hnsw_ranker(
     hnsw: HnswParams,
     n_jobs: int,
     progress: bool,
+    label_text: sp.csr_matrix | None = None,
 ) -> tuple[HnswShortlister, RankerWriter]:
     """One-vs-all ranker, HNSW over its label vectors (the bias as an extra coordinate)."""
-    net = train_ranker(X, Y, None, None, params, n_threads=n_jobs, progress=progress)
+    net = train_ranker(X, Y, None, None, params, n_jobs, progress, label_text)
     return index_and_writer(net, X, params.n_candidates, hnsw)
 
 

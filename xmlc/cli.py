@@ -36,7 +36,7 @@ def train(
         str,
         typer.Option(
             help="Model: tree+ranker (default, the most accurate), hnsw+ranker, tree, parabel, bonsai, "
-            "plst, cplst, svd or leml."
+            "plst, cplst, svd, leml, attentionxml or xtransformer."
         ),
     ] = "tree+ranker",
     labels: Annotated[
@@ -51,7 +51,10 @@ def train(
         float | None, typer.Option("--C", help="Inverse regularisation of the node classifiers.")
     ] = None,
     beam_size: Annotated[int, typer.Option(help="Beam width at prediction time.")] = 10,
-    epochs: Annotated[int | None, typer.Option(help="Ranker training epochs.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Ranker (or deep model) training epochs.")] = None,
+    max_docs: Annotated[
+        int | None, typer.Option(help="Deep models: train on a random subset of this many documents.")
+    ] = None,
     dim: Annotated[int | None, typer.Option(help="Ranker embedding width (label-space rank).")] = None,
     candidates: Annotated[
         int | None, typer.Option(help="Shortlist depth the ranker scores (training and serving).")
@@ -73,6 +76,7 @@ def train(
     try:
         config = TrainConfig.for_method(method).with_tree(branching, leaf_size, trees, c)
         config = config.with_ranker(epochs, dim, candidates).with_label_space(dim, epochs)
+        config = config.with_deep(epochs, max_docs)
         config = replace(
             config,
             featurizer=FeaturizerParams(max_features=max_features),

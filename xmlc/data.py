@@ -218,10 +218,24 @@ def write_documents(path: PathLike, docs: Iterable[Document]) -> int:
     return n
 
 
-def read_label_names(path: PathLike) -> dict[str, str]:
-    """Map label id -> display name; a duplicate id is an error because one name would be lost."""
+@dataclass(frozen=True)
+class LabelRecord:
+    """One line of a labels file: the display name, and the alternative names used as label text."""
+
+    id: str
+    name: str
+    alt_names: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """Name and alternative names, one per line: what a label-text featurizer reads."""
+        return "\n".join((self.name, *self.alt_names))
+
+
+def read_label_records(path: PathLike) -> list[LabelRecord]:
+    """Every label of a labels file; a duplicate id is an error because one name would be lost."""
     p = Path(path)
-    names: dict[str, str] = {}
+    records: list[LabelRecord] = []
     first_seen: dict[str, int] = {}
     for lineno, raw in iter_raw_lines(p):
         if not raw.strip():
@@ -235,12 +249,25 @@ def read_label_names(path: PathLike) -> dict[str, str]:
             name = obj.get("name")
             if not isinstance(name, str):
                 raise ValueError('"name" missing or not a string')
+            alt = obj.get("alt_names") or []
+            if not isinstance(alt, list) or not all(isinstance(a, str) for a in alt):
+                raise ValueError('"alt_names" must be a list of strings')
         except ValueError as exc:
             raise DataError(p, lineno, str(exc)) from None
-        if label_id in names:
+        if label_id in first_seen:
             raise DataError(
                 p, lineno, f"duplicate label id {label_id!r} (first on line {first_seen[label_id]})"
             )
-        names[label_id] = name
+        records.append(LabelRecord(label_id, name, tuple(alt)))
         first_seen[label_id] = lineno
-    return names
+    return records
+
+
+def read_label_names(path: PathLike) -> dict[str, str]:
+    """Map label id -> display name."""
+    return {r.id: r.name for r in read_label_records(path)}
+
+
+def read_label_texts(path: PathLike) -> dict[str, str]:
+    """Map label id -> label text (name and alternative names)."""
+    return {r.id: r.text for r in read_label_records(path)}

@@ -27,7 +27,7 @@ def evaluate_pipeline(
     res = pipeline.predict_batch(texts, depth)
     seconds = time.perf_counter() - t0
     ids = pipeline.labels.ids
-    predictions = [[ids[i] for i in row] for row in res.indices.tolist()]
+    predictions = [[ids[i] for i in row if i >= 0] for row in res.indices.tolist()]
     report = evaluate(predictions, truths, ks, pipeline.labels.propensity(prop_a, prop_b), recall_ks)
     info = {
         "predict_s": seconds,

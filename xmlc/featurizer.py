@@ -112,6 +112,12 @@ class TfidfFeaturizer:
         ids = [i for i in map(get, tokenize(text, self.config, self._pattern)) if i is not None]
         return np.asarray(ids, dtype=np.int32)
 
+    def word_ids(self, text: str) -> np.ndarray:
+        """Vocabulary ids of the known single words of ``text``, in text order (sequence models)."""
+        get = self._index.get
+        ids = [i for i in map(get, tokens_of(text, self.config, self._pattern)) if i is not None]
+        return np.asarray(ids, dtype=np.int64)
+
     def counts(self, texts: Iterable[str]) -> sp.csr_matrix:
         """Raw term counts, one row a text, sorted column indices."""
         indptr = [0]

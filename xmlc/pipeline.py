@@ -14,14 +14,17 @@ from typing import Any
 
 import numpy as np
 
+from xmlc.attention import AttentionShortlister
 from xmlc.bundle import BundleError, read_manifest
 from xmlc.featurizer import TfidfFeaturizer
 from xmlc.hnsw import HnswShortlister
 from xmlc.labels import LabelTable
+from xmlc.matcher import TransformerMatcher
 from xmlc.ranker import OnnxRanker
 from xmlc.tree import TreeShortlister, top_k
 
-Shortlister = TreeShortlister | HnswShortlister
+Shortlister = TreeShortlister | HnswShortlister | AttentionShortlister | TransformerMatcher
+SHORTLISTER_KINDS = ("tree", "hnsw", "attention", "transformer")
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,9 @@ class Pipeline:
     """A loaded bundle, ready to answer "top-k labels for this text".
 
     Kinds: a tree alone; a tree whose shortlist an ONNX ranker re-scores; an HNSW index over the ranker's
-    label vectors whose shortlist the ranker scores. The HNSW kind needs a ranker (its query is the
-    ranker's document vector).
+    label vectors whose shortlist the ranker scores; the attention model, which reads the words of the
+    text itself and scores its own shortlist. The HNSW kind needs a ranker (its query is the ranker's
+    document vector). Label indices of -1 in a result are padding (fewer candidates than ``k``).
     """
 
     def __init__(
@@ -63,8 +67,8 @@ class Pipeline:
             raise ValueError("featurizer and shortlister disagree on the feature dimension")
         if shortlister.n_labels != len(labels):
             raise ValueError("shortlister and label table disagree on the label count")
-        if isinstance(shortlister, HnswShortlister) and ranker is None:
-            raise ValueError("an HNSW shortlister needs a ranker to encode documents")
+        if isinstance(shortlister, HnswShortlister | TransformerMatcher) and ranker is None:
+            raise ValueError(f"a {shortlister.kind} shortlister needs a ranker")
         if ranker is not None and (
             ranker.config.n_features != featurizer.dim or ranker.config.n_labels != len(labels)
         ):
@@ -96,17 +100,21 @@ class Pipeline:
         shortlister_meta = manifest.get("shortlister") or {}
         ranker_meta = manifest.get("ranker") or {}
         kind = shortlister_meta.get("kind")
-        if kind not in ("tree", "hnsw"):
+        if kind not in SHORTLISTER_KINDS:
             raise BundleError(f"{folder}: unknown shortlister kind {kind!r}")
         if ranker_meta and ranker_meta.get("kind") != OnnxRanker.kind:
             raise BundleError(f"{folder}: unknown ranker kind {ranker_meta.get('kind')!r}")
         try:
             featurizer = TfidfFeaturizer.load(folder)
-            shortlister: Shortlister = (
-                TreeShortlister.load(folder, int(shortlister_meta["n_trees"]))
-                if kind == "tree"
-                else HnswShortlister.load(folder)
-            )
+            shortlister: Shortlister
+            if kind == "tree":
+                shortlister = TreeShortlister.load(folder, int(shortlister_meta["n_trees"]))
+            elif kind == "hnsw":
+                shortlister = HnswShortlister.load(folder)
+            elif kind == "transformer":
+                shortlister = TransformerMatcher.load(folder)
+            else:
+                shortlister = AttentionShortlister.load(folder)
             ranker = OnnxRanker.load(folder) if ranker_meta else None
             labels = LabelTable.load(folder)
             return cls(featurizer, shortlister, labels, manifest, ranker)
@@ -116,6 +124,8 @@ class Pipeline:
     def predict_batch(self, texts: Sequence[str], k: int = 5) -> BatchResult:
         """Top-``k`` label indices and scores for every text, with per-stage timings."""
         t0 = time.perf_counter()
+        if isinstance(self.shortlister, AttentionShortlister):
+            return self._predict_attention(self.shortlister, texts, k)
         X = self.featurizer.transform(texts)
         t1 = time.perf_counter()
         if self.ranker is None:
@@ -127,14 +137,27 @@ class Pipeline:
         depth = max(k, self.ranker.config.n_candidates)
         if isinstance(self.shortlister, HnswShortlister):
             cand, prior = self.shortlister.shortlist(doc_vec, depth)
+        elif isinstance(self.shortlister, TransformerMatcher):
+            cand, prior = self.shortlister.shortlist_text(texts)
         else:
             cand, prior = self.shortlister.shortlist(X, depth)
         t3 = time.perf_counter()
         probs = self.ranker.score(doc_vec, cand, prior)
-        order, scores = top_k(probs, k)
+        order, scores = top_k(probs, min(k, probs.shape[1]))
         idx = np.take_along_axis(cand, order, axis=1)
         t4 = time.perf_counter()
         timings = {"featurize": t1 - t0, "encode": t2 - t1, "shortlist": t3 - t2, "rank": t4 - t3}
+        return BatchResult(idx, scores, timings)
+
+    def _predict_attention(self, model: AttentionShortlister, texts: Sequence[str], k: int) -> BatchResult:
+        t0 = time.perf_counter()
+        word_ids = model.word_ids(self.featurizer, texts)
+        t1 = time.perf_counter()
+        cand, score = model.score(word_ids)
+        t2 = time.perf_counter()
+        order, scores = top_k(score, min(k, cand.shape[1]))
+        idx = np.take_along_axis(cand, order, axis=1)
+        timings = {"featurize": t1 - t0, "shortlist": t2 - t1, "rank": time.perf_counter() - t2}
         return BatchResult(idx, scores, timings)
 
     def to_labels(
@@ -147,7 +170,7 @@ class Pipeline:
                 [
                     LabelScore(ids[i], names[i], float(s))
                     for i, s in zip(row_idx, row_sc, strict=True)
-                    if threshold is None or s >= threshold
+                    if i >= 0 and (threshold is None or s >= threshold)
                 ]
             )
         return out

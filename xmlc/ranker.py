@@ -81,10 +81,14 @@ class OnnxRanker:
         return out
 
     def score(self, doc_vec: np.ndarray, cand: np.ndarray, prior: np.ndarray) -> np.ndarray:
-        """Probabilities (docs x candidates) for the shortlisted labels."""
+        """Probabilities (docs x candidates) for the shortlisted labels; -1 candidates (padding) get -1."""
         out = np.zeros(cand.shape, np.float32)
         if cand.size == 0:
             return out
+        pad = cand < 0
+        if pad.any():
+            safe = self.score(doc_vec, np.where(pad, 0, cand), np.where(pad, 1.0, prior))
+            return np.where(pad, -1.0, safe).astype(np.float32)
         for start in range(0, cand.shape[0], SCORER_CHUNK_DOCS):
             rows = slice(start, start + SCORER_CHUNK_DOCS)
             out[rows] = self.scorer.run(

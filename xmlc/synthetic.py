@@ -35,15 +35,25 @@ def _word(prefix: str, i: int) -> str:
     return prefix + s
 
 
+def _label_words(spec: SyntheticSpec) -> list[list[str]]:
+    return [
+        [_word("w", lab * spec.words_per_label + j) for j in range(spec.words_per_label)]
+        for lab in range(spec.n_labels)
+    ]
+
+
+def label_texts(spec: SyntheticSpec | None = None, n_words: int = 2) -> dict[str, str]:
+    """A label text per label: the first of its signature words, as a real label's name would be."""
+    spec = spec or SyntheticSpec()
+    return {f"L{lab}": " ".join(words[:n_words]) for lab, words in enumerate(_label_words(spec))}
+
+
 def make_corpus(spec: SyntheticSpec | None = None) -> tuple[list[Document], dict[str, str]]:
     """Documents and a label-name map; the same spec always gives the same corpus."""
     spec = spec or SyntheticSpec()
     rng = np.random.default_rng(spec.seed)
     topic_of = np.arange(spec.n_labels) % spec.n_topics
-    label_words = [
-        [_word("w", lab * spec.words_per_label + j) for j in range(spec.words_per_label)]
-        for lab in range(spec.n_labels)
-    ]
+    label_words = _label_words(spec)
     topic_words = [[_word("t", t * 4 + j) for j in range(4)] for t in range(spec.n_topics)]
     filler = [_word("f", j) for j in range(300)]
     names = {f"L{lab}": f"label {lab} (topic {topic_of[lab]})" for lab in range(spec.n_labels)}

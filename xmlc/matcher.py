@@ -1,0 +1,112 @@
+"""X-Transformer-like matcher: a transformer encoder maps raw text to label clusters (onnxruntime only).
+
+The text is cut into word pieces by the encoder's own tokenizer (``tokenizers``, from its
+``tokenizer.json``) and padded to a fixed length, so a document scores the same alone or in a batch.
+``matcher.onnx`` holds the fine-tuned encoder, its mean pooling and the cluster head. The labels of the
+best ``beam`` clusters, with their cluster's probability as the prior, are the shortlist that the ONNX
+ranker then scores.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xmlc.onnx_session import OnnxSession
+from xmlc.tree import top_k
+
+MATCHER_FILE = "matcher.onnx"
+TOKENIZER_FILE = "matcher_tokenizer.json"
+CONFIG_FILE = "matcher.json"
+MEMBERS_FILE = "matcher_members.npy"
+FILES = (MATCHER_FILE, TOKENIZER_FILE, CONFIG_FILE, MEMBERS_FILE)
+CHUNK_DOCS = 32
+
+
+@dataclass(frozen=True)
+class MatcherConfig:
+    max_len: int  # word pieces per document, [CLS] and [SEP] included
+    n_clusters: int
+    n_labels: int
+    beam: int = 8  # clusters whose labels are shortlisted
+    pad_id: int = 0
+
+
+def load_tokenizer(path: Path, max_len: int, pad_id: int = 0):
+    """A ``tokenizers.Tokenizer`` that cuts at ``max_len`` pieces and pads to exactly ``max_len``."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(path))
+    tok.enable_truncation(max_length=max_len)
+    tok.enable_padding(length=max_len, pad_id=pad_id)
+    return tok
+
+
+def encode_texts(tokenizer, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(docs x max_len) int64 piece ids and attention mask."""
+    if not texts:
+        n = tokenizer.truncation["max_length"] if tokenizer.truncation else 1
+        return np.zeros((0, n), np.int64), np.zeros((0, n), np.int64)
+    enc = tokenizer.encode_batch(list(texts))
+    ids = np.asarray([e.ids for e in enc], dtype=np.int64)
+    mask = np.asarray([e.attention_mask for e in enc], dtype=np.int64)
+    return ids, mask
+
+
+def cluster_shortlist(logits: np.ndarray, members: np.ndarray, beam: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels of the top ``beam`` clusters per row (-1 pads) and their cluster's probability."""
+    top, best = top_k(logits, min(beam, members.shape[0]))
+    cand = members[top].reshape(len(top), -1)
+    prob = 1.0 / (1.0 + np.exp(-best))
+    return cand, np.repeat(prob, members.shape[1], axis=1).astype(np.float32)
+
+
+class TransformerMatcher:
+    kind = "transformer"
+
+    def __init__(self, session: OnnxSession, tokenizer, members: np.ndarray, config: MatcherConfig) -> None:
+        if members.shape[0] != config.n_clusters:
+            raise ValueError(f"{MEMBERS_FILE} has {members.shape[0]} clusters, expected {config.n_clusters}")
+        self.session, self.tokenizer, self.members, self.config = session, tokenizer, members, config
+        self.n_labels = config.n_labels
+
+    @property
+    def width(self) -> int:
+        """Shortlist length: ``beam`` clusters of the largest size."""
+        return min(self.config.beam, self.config.n_clusters) * self.members.shape[1]
+
+    def logits(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(ids), self.config.n_clusters), np.float32)
+        for start in range(0, len(ids), CHUNK_DOCS):
+            rows = slice(start, start + CHUNK_DOCS)
+            out[rows] = self.session.run(input_ids=ids[rows], attention_mask=mask[rows])
+        return out
+
+    def shortlist_text(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate labels (-1 pads) and priors for raw texts."""
+        ids, mask = encode_texts(self.tokenizer, texts)
+        return cluster_shortlist(self.logits(ids, mask), self.members, self.config.beam)
+
+    def save(self, folder: Path) -> list[str]:
+        return write_arrays(folder, self.members, self.config)
+
+    @classmethod
+    def load(cls, folder: Path, intra_op_threads: int = 1) -> TransformerMatcher:
+        config = MatcherConfig(**json.loads((folder / CONFIG_FILE).read_text()))
+        return cls(
+            OnnxSession(folder / MATCHER_FILE, intra_op_threads),
+            load_tokenizer(folder / TOKENIZER_FILE, config.max_len, config.pad_id),
+            np.load(folder / MEMBERS_FILE, allow_pickle=False),
+            config,
+        )
+
+
+def write_arrays(folder: Path, members: np.ndarray, config: MatcherConfig) -> list[str]:
+    """Config and cluster members beside the graph and tokenizer; returns every file of the matcher."""
+    (folder / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2))
+    np.save(folder / MEMBERS_FILE, members.astype(np.int64), allow_pickle=False)
+    return list(FILES)
