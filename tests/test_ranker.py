@@ -78,12 +78,14 @@ def test_parity_check_refuses_a_graph_that_differs(tmp_path: Path) -> None:
         parity_check(net, OnnxRanker.load(tmp_path), X, cand, prior)
 
 
-def _net_with_text(n_features: int = 300, n_labels: int = 40) -> tuple[RankerNet, sp.csr_matrix]:
+def _net_with_text(
+    n_features: int = 300, n_labels: int = 40, mode: str = "shared"
+) -> tuple[RankerNet, sp.csr_matrix]:
     text = sp.random(n_labels, n_features, density=0.02, format="lil", dtype=np.float32, random_state=1)
     text[3] = 0  # a label without text
     text = text.tocsr()
     torch.manual_seed(0)
-    net = RankerNet(n_features, n_labels, RankerNetParams(dim=24), text)
+    net = RankerNet(n_features, n_labels, RankerNetParams(dim=24, label_text=mode), text)
     with torch.no_grad():
         net.text_weight.fill_(0.7)
     return net.eval(), text
@@ -95,13 +97,25 @@ def test_label_text_vectors_are_the_encoded_names() -> None:
     dense = torch.from_numpy(text.toarray()) @ net.features.weight.detach()
     expected = net.labels.weight.detach()[ids] + 0.7 * dense[ids]
     assert torch.allclose(net.label_vectors(ids).detach(), expected, atol=1e-6)
-    # Gradients reach the term table through the label side too.
+    # Gradients reach the term table through the label side too, except when detached.
     net.label_vectors(ids).sum().backward()
     assert net.features.weight.grad is not None
+    detached, _ = _net_with_text(mode="detached")
+    detached.label_vectors(ids).sum().backward()
+    assert detached.features.weight.grad is None
 
 
-def test_folding_label_text_keeps_every_score(tmp_path: Path) -> None:
-    net, _ = _net_with_text()
+def test_label_text_is_off_by_default() -> None:
+    _, text = _net_with_text()
+    assert RankerNet(300, 40, RankerNetParams(dim=8), text).text is None
+
+
+@pytest.mark.parametrize("mode", ["shared", "detached", "own"])
+def test_folding_label_text_keeps_every_score(tmp_path: Path, mode: str) -> None:
+    net, _ = _net_with_text(mode=mode)
+    if net.text_table is not None:  # starts at zero: give it values so that folding has work to do
+        with torch.no_grad():
+            net.text_table.weight.normal_(std=0.1)
     X, cand, prior = _random_inputs(8, 300, 40, 6)
     with torch.no_grad():
         h = net.encode_bag(*bag_tensors(X, np.arange(8)))
@@ -121,7 +135,9 @@ def test_folding_label_text_keeps_every_score(tmp_path: Path) -> None:
 
 def test_label_text_shape_is_checked() -> None:
     with pytest.raises(ValueError, match="label text"):
-        RankerNet(300, 40, RankerNetParams(dim=8), sp.csr_matrix((41, 300), dtype=np.float32))
+        RankerNet(
+            300, 40, RankerNetParams(dim=8, label_text="shared"), sp.csr_matrix((41, 300), dtype=np.float32)
+        )
 
 
 def test_ranker_improves_over_a_weak_tree(tmp_path: Path) -> None:

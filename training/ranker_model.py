@@ -35,7 +35,7 @@ class RankerNetParams:
     # Label names as label features, where names are given: "shared" encodes them with the document
     # term table, "detached" with the same table but without gradients through the label side,
     # "own" with a separate word table (zero at start) that labels sharing name words share; or "none".
-    label_text: str = "shared"
+    label_text: str = "none"
 
     def __post_init__(self) -> None:
         if self.label_text not in LABEL_TEXT_MODES:

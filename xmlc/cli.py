@@ -94,6 +94,28 @@ def train(
     typer.echo(f"wrote {out} ({result.manifest['n_labels']} labels, {result.n_docs} docs; {times})")
 
 
+@app.command()
+def ensemble(
+    member: Annotated[list[Path], typer.Option("--member", help="A member bundle (give two or more).")],
+    out: Annotated[Path, typer.Option("--out", help="Ensemble bundle folder to write.")],
+    weights: Annotated[
+        str | None, typer.Option(help="Comma-separated weights, one per member (default: equal).")
+    ] = None,
+    depth: Annotated[int, typer.Option(help="Labels each member contributes per document.")] = 50,
+    name: Annotated[str | None, typer.Option(help="Model name recorded in the manifest.")] = None,
+) -> None:
+    """Combine bundles trained on the same labels into one ensemble bundle (weighted mean of scores)."""
+    from xmlc.ensemble import write_ensemble
+
+    try:
+        w = [float(x) for x in weights.split(",")] if weights else None
+        manifest = write_ensemble(out, member, w, name=name, depth=depth)
+    except (BundleError, ValueError, OSError) as e:
+        _fail(str(e))
+        return
+    typer.echo(f"wrote {out} ({len(member)} members, version {manifest['version']})")
+
+
 @app.command("eval")
 def evaluate_cmd(
     bundle: Annotated[Path, typer.Option("--bundle", help="Bundle folder.")],

@@ -97,6 +97,8 @@ class Pipeline:
         """Load a bundle after checking its manifest and checksums."""
         folder = Path(folder)
         manifest = read_manifest(folder, verify=verify)
+        if manifest.get("kind") == "ensemble":
+            return EnsemblePipeline.load_members(folder, manifest)
         shortlister_meta = manifest.get("shortlister") or {}
         ranker_meta = manifest.get("ranker") or {}
         kind = shortlister_meta.get("kind")
@@ -186,3 +188,45 @@ class Pipeline:
         if self.ranker is not None:
             self.ranker.warm_up()
         self.predict(["warm up"], k=1)
+
+
+class EnsemblePipeline(Pipeline):
+    """Member pipelines over the same labels, answering with the weighted sum of their scores."""
+
+    def __init__(
+        self, members: Sequence[Pipeline], weights: Sequence[float], manifest: dict[str, Any], depth: int
+    ) -> None:
+        first = members[0]
+        if any(m.labels.ids != first.labels.ids for m in members[1:]):
+            raise ValueError("ensemble members have different label tables")
+        super().__init__(first.featurizer, first.shortlister, first.labels, manifest, first.ranker)
+        self.members = list(members)
+        self.weights = list(weights)
+        self.depth = depth
+
+    @property
+    def kind(self) -> str:
+        return "ensemble"
+
+    @classmethod
+    def load_members(cls, folder: Path, manifest: dict[str, Any]) -> EnsemblePipeline:
+        """The members (already checked by the ensemble's own manifest) and their weights."""
+        from xmlc.ensemble import DEFAULT_DEPTH, member_paths
+
+        paths = member_paths(folder, manifest)
+        try:
+            members = [Pipeline.load(path, verify=False) for path, _ in paths]
+            return cls(members, [w for _, w in paths], manifest, int(manifest.get("depth", DEFAULT_DEPTH)))
+        except ValueError as e:
+            raise BundleError(f"{folder}: cannot load ensemble: {e}") from e
+
+    def predict_batch(self, texts: Sequence[str], k: int = 5) -> BatchResult:
+        from xmlc.ensemble import timed_merge
+
+        results = [m.predict_batch(texts, max(k, self.depth)) for m in self.members]
+        idx, scores, timings = timed_merge(results, self.weights, k)
+        return BatchResult(idx, scores, timings)
+
+    def warm_up(self) -> None:
+        for m in self.members:
+            m.warm_up()
