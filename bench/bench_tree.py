@@ -9,7 +9,8 @@ BENCHMARKS.md between markers. Skips cleanly when the data is absent.
     python -m bench.bench_tree --peers pecos --methods tree,tree+ranker,hnsw+ranker --section two-stage
     python -m bench.bench_tree --section families --plot \
         --peers pecos,omikuji-parabel,omikuji-bonsai,napkinxc \
-        --methods parabel,bonsai,tree,tree+ranker,hnsw+ranker,plst,cplst,svd,leml \
+        --methods "parabel,bonsai,tree,tree+ranker,hnsw+ranker,plst,cplst,svd,leml,attentionxml,\
+xtransformer,ensemble(tree+ranker|xtransformer)" \
         --metrics P@1,P@3,P@5,PSP@1,PSP@3,PSP@5
 """
 
@@ -87,6 +88,30 @@ def run_ours(
         "featurize_s": None,
         "peak_rss_mb": peak_kb / 1024,
         "command": " ".join(["xmlc", *cmd[3:]]),
+    }
+
+
+def run_ensemble(data: Path, out_dir: Path, method: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``ensemble(a|b|c)``: equal-weight ensemble of the bundles of methods a, b, c measured earlier.
+
+    Its training time and peak RSS are the members' sum and maximum (they are trained one by one).
+    """
+    names = method[len("ensemble(") : -1].split("|")
+    members = {r["name"]: r for r in rows}
+    missing = [n for n in names if f"xmlc {n}" not in members]
+    if missing:
+        raise SystemExit(f"{method}: measure {', '.join(missing)} first (in --methods, before the ensemble)")
+    bundle = out_dir / f"bundle-ensemble-{'-'.join(names)}"
+    member_args = [a for n in names for a in ("--member", str(out_dir / f"bundle-{n}"))]
+    cmd = ["xmlc", "ensemble", *member_args, "--out"]
+    subprocess.run([sys.executable, "-m", "xmlc.cli", *cmd[1:], str(bundle), "--name", method], check=True)
+    return {
+        "name": f"xmlc {method}",
+        **score_bundle(bundle, data),
+        "train_s": sum(members[f"xmlc {n}"]["train_s"] for n in names),
+        "featurize_s": None,
+        "peak_rss_mb": max(members[f"xmlc {n}"]["peak_rss_mb"] for n in names),
+        "command": " ".join([*cmd, str(bundle)]),
     }
 
 
@@ -238,7 +263,11 @@ def main(argv: list[str] | None = None) -> int:
         if f"xmlc {method}" in done:
             rows.append(done.pop(f"xmlc {method}"))
             continue
-        rows.append({**run_ours(args.data, args.out, method, args.train_args.split()), "measured": stamp})
+        if method.startswith("ensemble("):
+            row = run_ensemble(args.data, args.out, method, rows + list(done.values()))
+        else:
+            row = run_ours(args.data, args.out, method, args.train_args.split())
+        rows.append({**row, "measured": stamp})
         # A long run keeps what it has measured, and the rows it was asked to keep.
         results.write_text(json.dumps(rows + list(done.values()), indent=2))
     rows += list(done.values())  # kept rows of methods not named this time
