@@ -60,6 +60,13 @@ def train(
         int | None, typer.Option(help="Shortlist depth the ranker scores (training and serving).")
     ] = None,
     max_features: Annotated[int, typer.Option(help="Vocabulary cap of the TF-IDF featurizer.")] = 200_000,
+    label_text: Annotated[
+        bool,
+        typer.Option(
+            "--label-text/--no-label-text",
+            help="With --labels: train the trees on each label's name as one more document.",
+        ),
+    ] = True,
     jobs: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
     skip_bad: Annotated[
         bool, typer.Option(help="Skip and count malformed lines instead of failing.")
@@ -80,6 +87,7 @@ def train(
         config = replace(
             config,
             featurizer=FeaturizerParams(max_features=max_features),
+            label_text_docs=label_text,
             predict=TreePredParams(beam_size=beam_size),
         )
         if jobs:
