@@ -175,7 +175,7 @@ def table(
     for r in rows:
         total = r["train_s"] + (r["featurize_s"] or 0.0)
         cells = [
-            r["name"],
+            r["name"].replace("|", "\\|"),  # ensemble names hold pipes
             *(f"{r['metrics'][m]:.2f}" if m in r["metrics"] else "-" for m in metrics),
             f"{total:.0f}" + (f" ({r['featurize_s']:.0f} + {r['train_s']:.0f})" if r["featurize_s"] else ""),
             f"{r['batch_ms_per_doc']:.2f}",
