@@ -24,6 +24,7 @@ from xmlc.attention import (
     AttentionShortlister,
     write_arrays,
 )
+from xmlc.tree import label_clusters
 
 
 def export_attention(net: AttentionNet, folder: Path) -> None:
@@ -69,9 +70,7 @@ def parity_check(
     every = torch.arange(model.config.n_clusters).expand(len(word_ids), -1)
     c_prob = torch.sigmoid(net.attend(0, hidden, ids, every)).numpy()
     l_prob = torch.sigmoid(net.attend(1, hidden, ids, torch.from_numpy(np.maximum(cand, 0)))).numpy()
-    cluster_of = np.zeros(model.n_labels, dtype=np.int64)
-    for c, row in enumerate(model.members):
-        cluster_of[row[row >= 0]] = c
+    cluster_of = label_clusters(model.members, model.n_labels)
     torch_scores = np.where(
         cand >= 0, np.take_along_axis(c_prob, cluster_of[np.maximum(cand, 0)], axis=1) * l_prob, -1.0
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import expit
 
 from model_export.onnx_export import OPSET, PARITY_TOLERANCE, ParityError
 from training.xtransformer import MatcherNet
@@ -43,7 +44,7 @@ def parity_check(
     from xmlc.matcher import encode_texts
 
     ids, mask = encode_texts(matcher.tokenizer, texts)
-    p_onnx = 1.0 / (1.0 + np.exp(-matcher.logits(ids, mask)))
+    p_onnx = expit(matcher.logits(ids, mask))
     p_torch = torch.sigmoid(net.eval()(torch.from_numpy(ids), torch.from_numpy(mask))).numpy()
     diff = float(np.abs(p_onnx - p_torch).max()) if len(texts) else 0.0
     if not diff <= tolerance:

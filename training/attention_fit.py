@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import scipy.sparse as sp
 
 from model_export.attention_export import AttentionWriter
-from training.attention_xml import AttentionParams, cluster_members, padded, train_attention, word_map
-from xmlc.attention import AttentionConfig
+from training.attention_xml import AttentionParams, train_attention, word_map
+from training.clustering import cluster_members
+from xmlc.attention import AttentionConfig, pad_word_ids
 from xmlc.featurizer import TfidfFeaturizer
 
 PARITY_DOCS = 32  # training documents whose scores check the export
@@ -26,7 +27,7 @@ def fit_attention(
     """Word ids from the featurizer's vocabulary, the one-level PIFA tree, then both levels' training."""
     sequences = [featurizer.word_ids(t) for t in texts]
     mapping = word_map(featurizer, sequences, params.max_words)
-    word_ids = padded(sequences, mapping, params.max_len)
+    word_ids = pad_word_ids(sequences, mapping, params.max_len)
     members = cluster_members(X, Y, params.n_clusters, params.seed)
     n_words = int(mapping.max(initial=0))
     net = train_attention(word_ids, Y, members, n_words, params, n_jobs, progress)

@@ -20,9 +20,9 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from training.clustering import ClusterParams, build_layout, pifa
 from training.optim import clipped_step
 from xmlc.featurizer import TfidfFeaturizer
+from xmlc.tree import label_clusters
 
 MASKED = -1e4  # attention score of padding positions
 
@@ -106,32 +106,6 @@ def word_map(featurizer: TfidfFeaturizer, sequences: list[np.ndarray], max_words
     return out
 
 
-def padded(sequences: list[np.ndarray], mapping: np.ndarray, max_len: int) -> np.ndarray:
-    """What `AttentionShortlister.word_ids` computes, from already tokenised documents."""
-    out = np.zeros((len(sequences), max_len), dtype=np.int64)
-    for r, seq in enumerate(sequences):
-        ids = mapping[seq]
-        ids = ids[ids > 0][:max_len]
-        out[r, : len(ids)] = ids
-    return out
-
-
-def cluster_members(X: sp.csr_matrix, Y: sp.csr_matrix, n_clusters: int, seed: int) -> np.ndarray:
-    """(clusters x max size) label ids of a one-level balanced tree over PIFA, -1 pads."""
-    n_labels = Y.shape[1]
-    n_clusters = max(2, min(2 ** round(math.log2(max(n_clusters, 2))), n_labels))
-    leaf = math.ceil(n_labels / n_clusters)
-    layout = build_layout(pifa(X, Y), ClusterParams(branching=n_clusters, leaf_size=leaf, seed=seed))
-    parent = layout.parents[-1]
-    size = np.bincount(parent)
-    members = np.full((len(size), int(size.max())), -1, dtype=np.int64)
-    fill = np.zeros(len(size), dtype=np.int64)
-    for label, c in zip(layout.label_of_leaf.tolist(), parent.tolist(), strict=True):
-        members[c, fill[c]] = label
-        fill[c] += 1
-    return members
-
-
 def train_attention(
     word_ids: np.ndarray,
     Y: sp.csr_matrix,
@@ -148,9 +122,7 @@ def train_attention(
     rng = np.random.default_rng(p.seed)
     Y = Y.tocsr()
     n_clusters, n_labels = members.shape[0], Y.shape[1]
-    cluster_of = np.zeros(n_labels, dtype=np.int64)
-    for c, row in enumerate(members):
-        cluster_of[row[row >= 0]] = c
+    cluster_of = label_clusters(members, n_labels)
     net = AttentionNet(n_words, (n_clusters, n_labels), p)
     opt = torch.optim.Adam(net.parameters(), lr=p.lr)
     rows_all = np.arange(word_ids.shape[0])

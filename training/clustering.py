@@ -136,3 +136,19 @@ def build_layout(emb: sp.csr_matrix, params: ClusterParams) -> TreeLayout:
     leaf_parent = np.concatenate([np.full(len(c), i, dtype=np.int32) for i, c in enumerate(clusters)])
     parents.append(leaf_parent)
     return TreeLayout(parents=parents, label_of_leaf=np.concatenate(clusters).astype(np.int32))
+
+
+def cluster_members(X: sp.csr_matrix, Y: sp.csr_matrix, n_clusters: int, seed: int) -> np.ndarray:
+    """(clusters x max size) label ids of a one-level balanced tree over PIFA, -1 pads."""
+    n_labels = Y.shape[1]
+    n_clusters = max(2, min(2 ** round(math.log2(max(n_clusters, 2))), n_labels))
+    leaf = math.ceil(n_labels / n_clusters)
+    layout = build_layout(pifa(X, Y), ClusterParams(branching=n_clusters, leaf_size=leaf, seed=seed))
+    parent = layout.parents[-1]
+    size = np.bincount(parent)
+    members = np.full((len(size), int(size.max())), -1, dtype=np.int64)
+    fill = np.zeros(len(size), dtype=np.int64)
+    for label, c in zip(layout.label_of_leaf.tolist(), parent.tolist(), strict=True):
+        members[c, fill[c]] = label
+        fill[c] += 1
+    return members

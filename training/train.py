@@ -248,16 +248,18 @@ def fit_pipeline(
     timings["featurize"] = time.perf_counter() - t0
     labels = LabelTable.from_documents([d.labels for d in docs], names)
     Y = labels.matrix([d.labels for d in docs])
-    names_X = featurizer.transform([label_texts.get(i, "") for i in labels.ids]) if label_texts else None
-    label_text = None
-    if config.ranker is not None and config.ranker.net.label_text != "none":
-        label_text = names_X
+    tree_docs = config.tree is not None and config.label_text_docs
+    ranker_text = config.ranker is not None and config.ranker.net.label_text != "none"
+    names_X = None
+    if label_texts and (tree_docs or ranker_text):
+        names_X = featurizer.transform([label_texts.get(i, "") for i in labels.ids])
+    label_text = names_X if ranker_text else None
     ranker = None
     shortlister: Any
     t1 = time.perf_counter()
     if config.tree is not None:
         X_tree, Y_tree = X, Y
-        if names_X is not None and config.label_text_docs:
+        if names_X is not None and tree_docs:
             X_tree, Y_tree = with_label_documents(X, Y, names_X)
         shortlister = train_tree_shortlister(
             X_tree, Y_tree, config.tree, config.predict, config.n_jobs, progress

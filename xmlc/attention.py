@@ -15,10 +15,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.special import expit
 
 from xmlc.featurizer import TfidfFeaturizer
 from xmlc.onnx_session import OnnxSession
-from xmlc.tree import top_k
+from xmlc.tree import cluster_shortlist
 
 ENCODER_FILE = "attention_encoder.onnx"
 CLUSTER_FILE = "attention_clusters.onnx"
@@ -51,8 +52,15 @@ def write_arrays(
     return list(FILES)
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
+def pad_word_ids(sequences: Sequence[np.ndarray], word_map: np.ndarray, max_len: int) -> np.ndarray:
+    """(docs x max_len) model word ids from vocabulary ids: words the model keeps, in text order, cut at
+    ``max_len`` or padded with 0. Serving and training both build the model's input with it."""
+    out = np.zeros((len(sequences), max_len), dtype=np.int64)
+    for r, seq in enumerate(sequences):
+        ids = word_map[seq]
+        ids = ids[ids > 0][:max_len]
+        out[r, : len(ids)] = ids
+    return out
 
 
 class AttentionShortlister:
@@ -81,19 +89,8 @@ class AttentionShortlister:
 
     def word_ids(self, featurizer: TfidfFeaturizer, texts: Sequence[str]) -> np.ndarray:
         """(docs x max_len) model word ids: known words in text order, cut or padded with 0."""
-        out = np.zeros((len(texts), self.config.max_len), dtype=np.int64)
-        for r, text in enumerate(texts):
-            ids = self.word_map[featurizer.word_ids(text)]
-            ids = ids[ids > 0][: self.config.max_len]
-            out[r, : len(ids)] = ids
-        return out
-
-    def candidates(self, cluster_logits: np.ndarray, beam: int) -> tuple[np.ndarray, np.ndarray]:
-        """Labels of the top ``beam`` clusters (-1 pads) and their clusters' probabilities."""
-        top, logit = top_k(cluster_logits, min(beam, self.config.n_clusters))
-        cand = self.members[top].reshape(len(top), -1)
-        prob = np.repeat(_sigmoid(logit), self.members.shape[1], axis=1)
-        return cand, prob
+        sequences = [featurizer.word_ids(text) for text in texts]
+        return pad_word_ids(sequences, self.word_map, self.config.max_len)
 
     def score(self, word_ids: np.ndarray, beam: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Candidate labels (-1 pads) and their final scores, for padded word ids."""
@@ -105,29 +102,14 @@ class AttentionShortlister:
             hidden = self.encoder.run(word_ids=ids)
             all_clusters = np.broadcast_to(every, (len(ids), len(every))).copy()
             c_logit = self.clusters.run(hidden=hidden, word_ids=ids, cand_ids=all_clusters)
-            cand, c_prob = self.candidates(c_logit, beam)
+            cand, c_prob = cluster_shortlist(c_logit, self.members, beam)
             l_logit = self.labels.run(hidden=hidden, word_ids=ids, cand_ids=np.maximum(cand, 0))
-            score = np.where(cand >= 0, c_prob * _sigmoid(l_logit), -1.0).astype(np.float32)
+            score = np.where(cand >= 0, c_prob * expit(l_logit), -1.0).astype(np.float32)
             cands.append(cand)
             scores.append(score)
         if not cands:
             return np.zeros((0, 0), np.int64), np.zeros((0, 0), np.float32)
         return np.concatenate(cands), np.concatenate(scores)
-
-    def shortlist_text(
-        self, featurizer: TfidfFeaturizer, texts: Sequence[str], k: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` label indices and scores per text, best first."""
-        cand, score = self.score(self.word_ids(featurizer, texts))
-        k = min(k, cand.shape[1]) if len(cand) else k
-        if not len(cand):
-            return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
-        order, best = top_k(score, k)
-        return np.take_along_axis(cand, order, axis=1), best
-
-    def save(self, folder: Path) -> list[str]:
-        """The graphs are written by the exporter; this writes the rest."""
-        return write_arrays(folder, self.word_map, self.members, self.config)
 
     @classmethod
     def load(cls, folder: Path, intra_op_threads: int = 1) -> AttentionShortlister:

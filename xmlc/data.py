@@ -266,8 +266,3 @@ def read_label_records(path: PathLike) -> list[LabelRecord]:
 def read_label_names(path: PathLike) -> dict[str, str]:
     """Map label id -> display name."""
     return {r.id: r.name for r in read_label_records(path)}
-
-
-def read_label_texts(path: PathLike) -> dict[str, str]:
-    """Map label id -> label text (name and alternative names)."""
-    return {r.id: r.text for r in read_label_records(path)}

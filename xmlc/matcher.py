@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from xmlc.onnx_session import OnnxSession
-from xmlc.tree import top_k
+from xmlc.tree import cluster_shortlist
 
 MATCHER_FILE = "matcher.onnx"
 TOKENIZER_FILE = "matcher_tokenizer.json"
@@ -57,14 +57,6 @@ def encode_texts(tokenizer, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarra
     return ids, mask
 
 
-def cluster_shortlist(logits: np.ndarray, members: np.ndarray, beam: int) -> tuple[np.ndarray, np.ndarray]:
-    """Labels of the top ``beam`` clusters per row (-1 pads) and their cluster's probability."""
-    top, best = top_k(logits, min(beam, members.shape[0]))
-    cand = members[top].reshape(len(top), -1)
-    prob = 1.0 / (1.0 + np.exp(-best))
-    return cand, np.repeat(prob, members.shape[1], axis=1).astype(np.float32)
-
-
 class TransformerMatcher:
     kind = "transformer"
 
@@ -73,11 +65,6 @@ class TransformerMatcher:
             raise ValueError(f"{MEMBERS_FILE} has {members.shape[0]} clusters, expected {config.n_clusters}")
         self.session, self.tokenizer, self.members, self.config = session, tokenizer, members, config
         self.n_labels = config.n_labels
-
-    @property
-    def width(self) -> int:
-        """Shortlist length: ``beam`` clusters of the largest size."""
-        return min(self.config.beam, self.config.n_clusters) * self.members.shape[1]
 
     def logits(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         out = np.zeros((len(ids), self.config.n_clusters), np.float32)
@@ -90,9 +77,6 @@ class TransformerMatcher:
         """Candidate labels (-1 pads) and priors for raw texts."""
         ids, mask = encode_texts(self.tokenizer, texts)
         return cluster_shortlist(self.logits(ids, mask), self.members, self.config.beam)
-
-    def save(self, folder: Path) -> list[str]:
-        return write_arrays(folder, self.members, self.config)
 
     @classmethod
     def load(cls, folder: Path, intra_op_threads: int = 1) -> TransformerMatcher:

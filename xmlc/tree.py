@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import expit
 
 POSTS = ("l3-hinge", "sigmoid")
 
@@ -30,6 +31,22 @@ class TreePredParams:
             raise ValueError("beam_size must be >= 1")
         if self.post not in POSTS:
             raise ValueError(f"post must be one of {POSTS}, got {self.post!r}")
+
+
+def cluster_shortlist(logits: np.ndarray, members: np.ndarray, beam: int) -> tuple[np.ndarray, np.ndarray]:
+    """One-level tree: labels of the top ``beam`` clusters per row (-1 pads), each with its cluster's
+    probability (sigmoid of the cluster logit). ``members`` is (clusters x largest size), -1 padded."""
+    top, best = top_k(logits, min(beam, members.shape[0]))
+    cand = members[top].reshape(len(top), -1)
+    return cand, np.repeat(expit(best), members.shape[1], axis=1).astype(np.float32)
+
+
+def label_clusters(members: np.ndarray, n_labels: int) -> np.ndarray:
+    """The cluster of every label, from the (clusters x size, -1 padded) member table."""
+    out = np.zeros(n_labels, dtype=np.int64)
+    for c, row in enumerate(members):
+        out[row[row >= 0]] = c
+    return out
 
 
 def transform_scores(z: np.ndarray, post: str) -> np.ndarray:
