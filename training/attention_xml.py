@@ -125,7 +125,7 @@ def train_attention(
     cluster_of = label_clusters(members, n_labels)
     net = AttentionNet(n_words, (n_clusters, n_labels), p)
     opt = torch.optim.Adam(net.parameters(), lr=p.lr)
-    rows_all = np.arange(word_ids.shape[0])
+    rows_all: np.ndarray = np.arange(word_ids.shape[0])
     if p.max_docs and p.max_docs < len(rows_all):
         rows_all = np.sort(rng.choice(rows_all, p.max_docs, replace=False))
     n = len(rows_all)

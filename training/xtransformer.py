@@ -113,7 +113,7 @@ def fine_tune(
     rng = np.random.default_rng(p.seed)
     dev = device()
     net.to(dev).train()
-    rows_all = np.arange(len(ids))
+    rows_all: np.ndarray = np.arange(len(ids))
     if p.max_docs and p.max_docs < len(rows_all):
         rows_all = rng.choice(rows_all, p.max_docs, replace=False)
     n = len(rows_all)
