@@ -31,6 +31,7 @@ class RankerTrainParams:
     batch_size: int = 256
     lr: float = 1e-3
     loss: str = "bce"  # "bce" per candidate, or "bce+softmax" (adds a listwise term over the shortlist)
+    feature_dropout: float = 0.0  # drop each (document, term) weight with this probability while training
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -38,6 +39,8 @@ class RankerTrainParams:
             raise ValueError(f"negatives must be 'shortlist' or 'all', got {self.negatives!r}")
         if self.loss not in ("bce", "bce+softmax"):
             raise ValueError(f"loss must be 'bce' or 'bce+softmax', got {self.loss!r}")
+        if not 0.0 <= self.feature_dropout < 1.0:
+            raise ValueError(f"feature_dropout must be in [0, 1), got {self.feature_dropout}")
         if self.epochs < 1 or self.batch_size < 1 or self.n_candidates < 1:
             raise ValueError("epochs, batch_size and n_candidates must be >= 1")
 
@@ -107,7 +110,11 @@ def train_ranker(
         t0, total = time.perf_counter(), 0.0
         for start in range(0, n, batch_size):
             rows = order[start : start + batch_size]
-            h = net.encode_bag(*bag_tensors(X, rows))
+            ids, offsets, values = bag_tensors(X, rows)
+            if params.feature_dropout:
+                keep = torch.rand(values.shape) >= params.feature_dropout
+                values = values * keep / (1.0 - params.feature_dropout)
+            h = net.encode_bag(ids, offsets, values)
             if targets is None:
                 logits = net.score_all(h)
                 target = torch.from_numpy(np.asarray(Y[rows].todense(), dtype=np.float32))
