@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -92,18 +93,27 @@ def run_ours(
 
 
 def run_ensemble(data: Path, out_dir: Path, method: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """``ensemble(a|b|c)``: equal-weight ensemble of the bundles of methods a, b, c measured earlier.
+    """``ensemble(a|b|c)``: ensemble of the bundles of methods a, b, c measured earlier.
 
-    Its training time and peak RSS are the members' sum and maximum (they are trained one by one).
+    Equal weights unless given as ``ensemble(a*0.8|b*0.2)`` (chosen with `bench.tune_ensemble` on a split
+    of train). Its training time and peak RSS are the members' sum and maximum (trained one by one).
     """
-    names = method[len("ensemble(") : -1].split("|")
+    parts = [p.partition("*") for p in method[len("ensemble(") : -1].split("|")]
+    names = [name for name, _, _ in parts]
+    weights = [w for _, _, w in parts]
     members = {r["name"]: r for r in rows}
     missing = [n for n in names if f"xmlc {n}" not in members]
     if missing:
         raise SystemExit(f"{method}: measure {', '.join(missing)} first (in --methods, before the ensemble)")
-    bundle = out_dir / f"bundle-ensemble-{'-'.join(names)}"
+    tag = "-".join(f"{n}x{w}" if w else n for n, w in zip(names, weights, strict=True))
+    bundle = out_dir / f"bundle-ensemble-{tag}"
     member_args = [a for n in names for a in ("--member", str(out_dir / f"bundle-{n}"))]
-    cmd = ["xmlc", "ensemble", *member_args, "--out"]
+    cmd = ["xmlc", "ensemble", *member_args]
+    if any(weights):
+        if not all(weights):
+            raise SystemExit(f"{method}: give a weight to every member or to none")
+        cmd += ["--weights", ",".join(weights)]
+    cmd.append("--out")
     subprocess.run([sys.executable, "-m", "xmlc.cli", *cmd[1:], str(bundle), "--name", method], check=True)
     return {
         "name": f"xmlc {method}",
@@ -212,6 +222,21 @@ def table(
     return "\n".join(lines)
 
 
+def provenance(rows: list[dict[str, Any]], stamp: str, cmd: str) -> str:
+    """Which run measured which rows: this one, and each earlier one whose rows ``--resume`` kept."""
+    lines = []
+    if any(r.get("measured") == stamp for r in rows):
+        lines.append(f"Measured {stamp} on a 2-core machine with `{cmd}`.")
+    earlier: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        if r.get("measured") != stamp:
+            earlier.setdefault((r.get("measured", "?"), r.get("run", "")), []).append(r["name"])
+    for (when, run), names in earlier.items():
+        how = f" with `{run}`" if run else ""
+        lines.append(f"Kept from a run of {when}{how} (`--resume`): {', '.join(names)}.")
+    return "\n\n".join(lines)
+
+
 def write_section(path: Path, marker: str, body: str) -> None:
     """Replace the text between ``<!-- marker -->`` and ``<!-- /marker -->`` (append when missing)."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
@@ -242,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--resume",
         action="store_true",
-        help="keep the rows of our methods already in bench/out/bench_SECTION.json (peers always re-run)",
+        help="keep the rows already in bench/out/bench_SECTION.json that this run does not measure again "
+        "(the peers named in --peers always run again)",
     )
     args = ap.parse_args(argv)
     if not (args.data / "train.jsonl.gz").is_file():
@@ -251,13 +277,16 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / f"bench_{args.section}.json"
     done = {}
-    if args.resume and results.is_file():
-        done = {r["name"]: r for r in json.loads(results.read_text()) if r["name"].startswith("xmlc ")}
-    stamp = time.strftime("%Y-%m-%d")
-    rows = []
     peers = [p for p in args.peers.split(",") if p]
+    if args.resume and results.is_file():
+        done = {r["name"]: r for r in json.loads(results.read_text())}
+        if peers:  # peers run again as a whole: keep none of their earlier rows
+            done = {name: r for name, r in done.items() if name.startswith("xmlc ")}
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    cmd = "python -m bench.bench_tree " + shlex.join(argv if argv is not None else sys.argv[1:])
+    rows = []
     if peers:
-        rows += [{**r, "measured": stamp} for r in run_peers(args.data, peers)]
+        rows += [{**r, "measured": stamp, "run": cmd} for r in run_peers(args.data, peers)]
     methods = [m for m in args.methods.split(",") if m]
     for method in methods:
         if f"xmlc {method}" in done:
@@ -267,28 +296,21 @@ def main(argv: list[str] | None = None) -> int:
             row = run_ensemble(args.data, args.out, method, rows + list(done.values()))
         else:
             row = run_ours(args.data, args.out, method, args.train_args.split())
-        rows.append({**row, "measured": stamp})
+        rows.append({**row, "measured": stamp, "run": cmd})
         # A long run keeps what it has measured, and the rows it was asked to keep.
         results.write_text(json.dumps(rows + list(done.values()), indent=2))
-    rows += list(done.values())  # kept rows of methods not named this time
+    rows = [r for r in done.values() if not r["name"].startswith("xmlc ")] + rows  # kept peers first
+    rows += [r for r in done.values() if r["name"].startswith("xmlc ")]  # kept rows not named this time
     results.write_text(json.dumps(rows, indent=2))
     reference = next((r for r in rows if r["name"].startswith("PECOS")), None)
     body = table(rows, reference, tuple(m for m in args.metrics.split(",") if m))
-    earlier = [f"{r['name']} ({r['measured']})" for r in rows if r.get("measured", stamp) != stamp]
-    if earlier:
-        body += "\n\nRows kept from earlier runs (`--resume`): " + ", ".join(earlier) + "."
     if args.plot:
         from bench.plot import plot_accuracy_vs_latency
 
         png = plot_accuracy_vs_latency(rows, ROOT / "bench" / "figures" / f"{args.section}.png")
         body += f"\n\n![P@5 against single-document latency]({png.relative_to(ROOT)})"
     print(body)
-    cmd = "python -m bench.bench_tree " + " ".join(argv if argv is not None else sys.argv[1:])
-    write_section(
-        args.markdown,
-        f"bench:{args.section}",
-        f"Measured {stamp} on a 2-core machine with `{cmd.strip()}`.\n\n{body}",
-    )
+    write_section(args.markdown, f"bench:{args.section}", f"{provenance(rows, stamp, cmd)}\n\n{body}")
     return 0
 
 

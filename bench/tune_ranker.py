@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,20 @@ from training.ranker_model import RankerNet, RankerNetParams
 from training.ranker_train import RankerTrainParams, bag_tensors, train_ranker
 from training.train import TWO_STAGE, TrainConfig, with_label_documents
 from training.tree_train import train_tree_shortlister
-from xmlc.data import read_documents, read_label_records
+from xmlc.data import Document, read_documents, read_label_records
 from xmlc.labels import LabelTable
 from xmlc.metrics import Propensity, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 NET_FIELDS = {f.name for f in fields(RankerNetParams)}
 TRAIN_FIELDS = {f.name for f in fields(RankerTrainParams)} - {"net"}
+
+
+def split_documents(docs: list[Document], holdout: float, seed: int) -> tuple[list[Document], list[Document]]:
+    """The seeded (fit, held-out) split of train that every tuning script uses."""
+    order = np.random.default_rng(seed).permutation(len(docs))
+    n_ho = int(len(docs) * holdout)
+    return [docs[i] for i in order[n_ho:]], [docs[i] for i in order[:n_ho]]
 
 
 def parse_variant(spec: str, base: RankerTrainParams) -> RankerTrainParams:
@@ -64,13 +72,15 @@ def rank_top_k(net: RankerNet, X: Any, cand: np.ndarray, prior: np.ndarray, k: i
     return np.concatenate(out)
 
 
-def report(pred: np.ndarray, labels: LabelTable, truths: list[list[str]], prop: Propensity) -> dict:
+def report(
+    pred: np.ndarray, labels: LabelTable, truths: Sequence[Sequence[str]], prop: Propensity
+) -> dict[str, float]:
     ids = [[labels.ids[j] for j in row if j >= 0] for row in pred]
     metrics = evaluate(ids, truths, ks=(1, 3, 5), propensity=prop).metrics
     return {m: round(metrics[m], 2) for m in ("P@1", "P@3", "P@5", "PSP@5")}
 
 
-def recall(cand: np.ndarray, labels: LabelTable, truths: list[list[str]]) -> float:
+def recall(cand: np.ndarray, labels: LabelTable, truths: Sequence[Sequence[str]]) -> float:
     """Share of the true labels found among the candidates (percent, micro-averaged)."""
     hit = total = 0
     for row, truth in zip(cand, truths, strict=True):
@@ -96,10 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     assert tree_params is not None
     config = TrainConfig.for_method("tree+ranker")
     docs, _ = read_documents(args.data / "train.jsonl.gz")
-    order = np.random.default_rng(args.seed).permutation(len(docs))
-    n_ho = int(len(docs) * args.holdout)
-    fit_docs = [docs[i] for i in order[n_ho:]]
-    ho_docs = [docs[i] for i in order[:n_ho]]
+    fit_docs, ho_docs = split_documents(docs, args.holdout, args.seed)
     featurizer, X = fit_featurizer([d.full_text for d in fit_docs], config.featurizer)
     X = X.astype(np.float32)
     X_ho = featurizer.transform([d.full_text for d in ho_docs]).astype(np.float32)

@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 
 from model_export.onnx_export import OPSET, ParityError, export_and_check, parity_check  # noqa: E402
 from training.ranker_model import RankerNet, RankerNetParams  # noqa: E402
-from training.ranker_train import bag_tensors  # noqa: E402
+from training.ranker_train import RankerTrainParams, bag_tensors, train_ranker  # noqa: E402
 from training.train import TrainConfig, train_bundle  # noqa: E402
 from xmlc.data import write_documents  # noqa: E402
 from xmlc.evaluation import evaluate_pipeline  # noqa: E402
@@ -50,6 +50,19 @@ def test_padded_rows() -> None:
     assert ids.shape == vals.shape == (3, 2)
     assert ids.tolist() == [[1, 3], [0, 0], [0, 0]]
     assert vals.tolist() == [[2.0, 1.0], [0.0, 0.0], [3.0, 0.0]]
+
+
+def test_feature_dropout_changes_training_and_is_checked() -> None:
+    X, cand, prior = _random_inputs(64, 120, 20, 10)
+    Y = sp.csr_matrix((np.ones(64, np.float32), (np.arange(64), cand[:, 0])), shape=(64, 20))
+    base = RankerTrainParams(net=RankerNetParams(dim=8), epochs=2, n_candidates=10)
+    plain = train_ranker(X, Y, cand, prior, base, progress=False)
+    dropped = train_ranker(X, Y, cand, prior, replace(base, feature_dropout=0.5), progress=False)
+    again = train_ranker(X, Y, cand, prior, replace(base, feature_dropout=0.5), progress=False)
+    assert not torch.allclose(plain.features.weight, dropped.features.weight)
+    assert torch.equal(dropped.features.weight, again.features.weight)  # seeded: reproducible
+    with pytest.raises(ValueError, match="feature_dropout"):
+        RankerTrainParams(feature_dropout=1.0)
 
 
 @pytest.mark.parametrize("hidden", [0, 16])
