@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.tune_ranker import ROOT, split_documents
+from bench.tune_ranker import ROOT, report, split_documents
 from xmlc.data import read_documents, write_documents
 from xmlc.ensemble import DEFAULT_DEPTH, merge_top_k
-from xmlc.metrics import Propensity, evaluate
+from xmlc.metrics import Propensity
 from xmlc.pipeline import Pipeline
 
 
@@ -89,10 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     for weights in weight_grid(len(methods), args.step):
         idx, _ = merge_top_k([(i, s) for i, s, _ in lists], weights, 5)
-        pred = [[ids[j] for j in row if j >= 0] for row in idx]
-        m = evaluate(pred, truths, ks=(1, 3, 5), propensity=prop).metrics
         row: dict[str, Any] = {"weights": dict(zip(methods, weights, strict=True))}
-        row.update({k: round(m[k], 2) for k in ("P@1", "P@3", "P@5", "PSP@5")})
+        row.update(report(idx, ids, truths, prop))
         rows.append(row)
         print(row, flush=True)
     best = max(rows, key=lambda r: r["P@1"] + r["P@5"])

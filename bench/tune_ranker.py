@@ -73,15 +73,17 @@ def rank_top_k(net: RankerNet, X: Any, cand: np.ndarray, prior: np.ndarray, k: i
 
 
 def report(
-    pred: np.ndarray, labels: LabelTable, truths: Sequence[Sequence[str]], prop: Propensity
+    pred: np.ndarray, ids: Sequence[str], truths: Sequence[Sequence[str]], prop: Propensity
 ) -> dict[str, float]:
-    ids = [[labels.ids[j] for j in row if j >= 0] for row in pred]
-    metrics = evaluate(ids, truths, ks=(1, 3, 5), propensity=prop).metrics
+    """P@1/3/5 and PSP@5 of label-index rows (-1 pads), ``ids`` mapping an index to its label id."""
+    predicted = [[ids[j] for j in row if j >= 0] for row in pred]
+    metrics = evaluate(predicted, truths, ks=(1, 3, 5), propensity=prop).metrics
     return {m: round(metrics[m], 2) for m in ("P@1", "P@3", "P@5", "PSP@5")}
 
 
 def recall(cand: np.ndarray, labels: LabelTable, truths: Sequence[Sequence[str]]) -> float:
-    """Share of the true labels found among the candidates (percent, micro-averaged)."""
+    """Share of all true labels found among the candidates (percent, micro-averaged: unlike the
+    per-document mean that `xmlc.metrics.evaluate` reports as R@k)."""
     hit = total = 0
     for row, truth in zip(cand, truths, strict=True):
         found = {labels.ids[j] for j in row if j >= 0}
@@ -102,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.data / "train.jsonl.gz").is_file():
         print(f"skipped: no EURLEX57K data at {args.data}")
         return 0
+    args.json.parent.mkdir(parents=True, exist_ok=True)
     tree_params, base = TWO_STAGE["tree+ranker"]
     assert tree_params is not None
     config = TrainConfig.for_method("tree+ranker")
@@ -129,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         cand, prior = tree.shortlist(X, base.n_candidates, pred)
         cand_ho, prior_ho = tree.shortlist(X_ho, base.n_candidates, pred)
         prior, prior_ho = prior.astype(np.float32), prior_ho.astype(np.float32)
-        row = {"variant": "trees alone", "beam": beam, **report(cand_ho[:, :5], labels, truths, prop)}
+        row = {"variant": "trees alone", "beam": beam, **report(cand_ho[:, :5], labels.ids, truths, prop)}
         row["R@100"] = round(recall(cand_ho, labels, truths), 2)
         print(row, flush=True)
         results.append(row)
@@ -138,11 +141,10 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             net = train_ranker(X, Y, cand, prior, params)
             top = rank_top_k(net, X_ho, cand_ho, prior_ho, 5)
-            row = {"variant": spec, "beam": beam, **report(top, labels, truths, prop)}
+            row = {"variant": spec, "beam": beam, **report(top, labels.ids, truths, prop)}
             row["train_s"] = round(time.perf_counter() - t0)
             print(row, flush=True)
             results.append(row)
-            args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(results, indent=2))
     return 0
 
