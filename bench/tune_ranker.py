@@ -6,6 +6,9 @@ scored on the held-out 10%. A variant is a set of `RankerTrainParams` / `RankerN
 
     python -m bench.tune_ranker --variants "base;dim=512;epochs=6;dim=512,epochs=6"
 
+``--crossfit 0,2`` trains every variant twice: on the final trees' shortlists of the training documents
+(0) and on out-of-fold shortlists from trees fitted on the other half (2).
+
 Prints one line per variant (P@1/3/5, PSP@5) and writes them as JSON to ``--json``.
 """
 
@@ -26,7 +29,7 @@ from training.featurizer_fit import fit_featurizer
 from training.ranker_model import RankerNet, RankerNetParams
 from training.ranker_train import RankerTrainParams, bag_tensors, train_ranker
 from training.train import TWO_STAGE, TrainConfig, with_label_documents
-from training.tree_train import train_tree_shortlister
+from training.tree_train import out_of_fold_shortlists, train_tree_shortlister
 from xmlc.data import Document, read_documents, read_label_records
 from xmlc.labels import LabelTable
 from xmlc.metrics import Propensity, evaluate
@@ -82,14 +85,10 @@ def report(
 
 
 def recall(cand: np.ndarray, labels: LabelTable, truths: Sequence[Sequence[str]]) -> float:
-    """Share of all true labels found among the candidates (percent, micro-averaged: unlike the
-    per-document mean that `xmlc.metrics.evaluate` reports as R@k)."""
-    hit = total = 0
-    for row, truth in zip(cand, truths, strict=True):
-        found = {labels.ids[j] for j in row if j >= 0}
-        hit += sum(t in found for t in truth)
-        total += len(truth)
-    return 100.0 * hit / max(total, 1)
+    """R@(shortlist width) as `xmlc.metrics.evaluate` reports it (mean over documents, percent)."""
+    k = max(cand.shape[1], 1)
+    predicted = [[labels.ids[j] for j in row if j >= 0] for row in cand]
+    return evaluate(predicted, truths, ks=(1,), recall_ks=(k,)).metrics[f"R@{k}"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "eurlex57k")
     ap.add_argument("--variants", default="base", help="';'-separated variants of the default ranker")
     ap.add_argument("--beams", default="", help="comma-separated tree beam widths (default: the preset's)")
+    ap.add_argument(
+        "--crossfit", default="0", help="comma-separated fold counts for the training shortlists (0 = none)"
+    )
     ap.add_argument("--holdout", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "out" / "tune_ranker.json")
@@ -132,20 +134,28 @@ def main(argv: list[str] | None = None) -> int:
         cand, prior = tree.shortlist(X, base.n_candidates, pred)
         cand_ho, prior_ho = tree.shortlist(X_ho, base.n_candidates, pred)
         prior, prior_ho = prior.astype(np.float32), prior_ho.astype(np.float32)
-        row = {"variant": "trees alone", "beam": beam, **report(cand_ho[:, :5], labels.ids, truths, prop)}
+        row: dict[str, Any] = {"variant": "trees alone", "beam": beam}
+        row.update(report(cand_ho[:, :5], labels.ids, truths, prop))
         row["R@100"] = round(recall(cand_ho, labels, truths), 2)
         print(row, flush=True)
         results.append(row)
-        for spec in args.variants.split(";"):
-            params = parse_variant(spec, base)
-            t0 = time.perf_counter()
-            net = train_ranker(X, Y, cand, prior, params)
-            top = rank_top_k(net, X_ho, cand_ho, prior_ho, 5)
-            row = {"variant": spec, "beam": beam, **report(top, labels.ids, truths, prop)}
-            row["train_s"] = round(time.perf_counter() - t0)
-            print(row, flush=True)
-            results.append(row)
-            args.json.write_text(json.dumps(results, indent=2))
+        for folds in [int(f) for f in args.crossfit.split(",") if f]:
+            train_cand, train_prior = cand, prior
+            if folds:
+                train_cand, train_prior = out_of_fold_shortlists(
+                    X_tree, Y_tree, X.shape[0], tree_params, pred, base.n_candidates, folds, args.seed
+                )
+            for spec in args.variants.split(";"):
+                params = parse_variant(spec, base)
+                t0 = time.perf_counter()
+                net = train_ranker(X, Y, train_cand, train_prior, params)
+                top = rank_top_k(net, X_ho, cand_ho, prior_ho, 5)
+                row = {"variant": spec, "beam": beam, "crossfit": folds}
+                row.update(report(top, labels.ids, truths, prop))
+                row["train_s"] = round(time.perf_counter() - t0)
+                print(row, flush=True)
+                results.append(row)
+                args.json.write_text(json.dumps(results, indent=2))
     return 0
 
 

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 torch = pytest.importorskip("torch")
 
 from model_export.onnx_export import OPSET, ParityError, export_and_check, parity_check  # noqa: E402
-from training.ranker_model import RankerNet, RankerNetParams  # noqa: E402
+from training.ranker_model import RankerNet, RankerNetParams, merge_rankers  # noqa: E402
 from training.ranker_train import RankerTrainParams, bag_tensors, train_ranker  # noqa: E402
 from training.train import TrainConfig, train_bundle  # noqa: E402
 from xmlc.data import write_documents  # noqa: E402
@@ -63,6 +63,42 @@ def test_feature_dropout_changes_training_and_is_checked() -> None:
     assert torch.equal(dropped.features.weight, again.features.weight)  # seeded: reproducible
     with pytest.raises(ValueError, match="feature_dropout"):
         RankerTrainParams(feature_dropout=1.0)
+
+
+@pytest.mark.parametrize("hidden", [0, 16])
+def test_merged_rankers_score_the_mean_logit(tmp_path: Path, hidden: int) -> None:
+    nets = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        net = RankerNet(300, 40, RankerNetParams(dim=8 + 4 * seed, hidden=hidden and hidden + seed))
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(0.3 * torch.randn_like(p))
+        nets.append(net.eval())
+    merged = merge_rankers(nets)
+    assert merged.params.dim == 8 + 12 + 16
+    X, cand, prior = _random_inputs(16, 300, 40, 7)
+    bag = bag_tensors(X, np.arange(16))
+    c, p = torch.from_numpy(cand), torch.from_numpy(prior)
+    with torch.no_grad():
+        mean = torch.stack([n.score(n.encode_bag(*bag), c, p) for n in nets]).mean(0)
+        got = merged.score(merged.encode_bag(*bag), c, p)
+    torch.testing.assert_close(got, mean, rtol=1e-5, atol=1e-5)
+    config = RankerConfig(dim=merged.params.dim, n_features=300, n_labels=40, n_candidates=7)
+    assert export_and_check(merged, tmp_path, config, X, cand, prior)[1] <= 1e-4
+
+
+def test_several_models_are_trained_and_merged() -> None:
+    X, cand, prior = _random_inputs(64, 120, 20, 10)
+    Y = sp.csr_matrix((np.ones(64, np.float32), (np.arange(64), cand[:, 0])), shape=(64, 20))
+    base = RankerTrainParams(net=RankerNetParams(dim=8), epochs=2, n_candidates=10)
+    one = train_ranker(X, Y, cand, prior, base, progress=False)
+    two = train_ranker(X, Y, cand, prior, replace(base, n_models=2), progress=False)
+    assert two.params.dim == 16
+    # The first member is the single model (same seed): its half of the term table is identical.
+    assert torch.equal(two.features.weight[:, :8], one.features.weight)
+    with pytest.raises(ValueError, match="n_models"):
+        RankerTrainParams(n_models=0)
 
 
 @pytest.mark.parametrize("hidden", [0, 16])

@@ -4,7 +4,14 @@ import scipy.sparse as sp
 
 from training.clustering import ClusterParams, build_layout, pifa
 from training.featurizer_fit import FeaturizerParams, fit_featurizer
-from training.tree_train import LinearParams, retrain_leaves_man, train_tree
+from training.tree_train import (
+    LinearParams,
+    TreeTrainParams,
+    out_of_fold_shortlists,
+    retrain_leaves_man,
+    train_tree,
+    train_tree_shortlister,
+)
 from xmlc.labels import LabelTable
 from xmlc.metrics import evaluate
 from xmlc.tree import Tree, TreePredParams, TreeShortlister, top_k
@@ -136,3 +143,22 @@ def test_matcher_aware_leaves_keep_upper_levels_and_still_predict(data):
     assert (man.weights[:, lo:] != tree.weights[:, lo:]).nnz > 0
     metrics = _precision(TreeShortlister([man]), Xt, labels, truths)
     assert metrics["P@1"] > 90, metrics
+
+
+def test_out_of_fold_shortlists_come_from_trees_that_never_saw_the_document(data):
+    X, Y, *_ = data
+    n = 600
+    X, Y = X[:n], Y[:n]
+    params = TreeTrainParams(ClusterParams(branching=4, leaf_size=8), LinearParams(), n_trees=1)
+    pred = TreePredParams(beam_size=4)
+    own, own_scores = train_tree_shortlister(X, Y, params, pred, n_jobs=1, progress=False).shortlist(X, 10)
+    cand, prior = out_of_fold_shortlists(X, Y, n, params, pred, 10, folds=2, n_jobs=1, progress=False)
+    assert cand.shape == prior.shape == (n, 10) and cand.min() >= 0
+    truth = Y.toarray() > 0
+    rows = np.arange(n)
+    # Unseen documents: still well above chance (64 labels), but less sure of the truth than the
+    # trees that were fitted on them.
+    assert truth[rows, cand[:, 0]].mean() > 0.5
+    assert prior[truth[rows[:, None], cand]].mean() < own_scores[truth[rows[:, None], own]].mean()
+    with pytest.raises(ValueError, match="2 folds"):
+        out_of_fold_shortlists(X, Y, n, params, pred, 10, folds=1)

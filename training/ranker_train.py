@@ -9,7 +9,7 @@ used at prediction time.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,7 +17,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from training.ranker_model import RankerNet, RankerNetParams
+from training.ranker_model import RankerNet, RankerNetParams, merge_rankers
 
 MIN_STEPS_PER_EPOCH = 64
 
@@ -32,6 +32,8 @@ class RankerTrainParams:
     lr: float = 1e-3
     loss: str = "bce"  # "bce" per candidate, or "bce+softmax" (adds a listwise term over the shortlist)
     feature_dropout: float = 0.0  # drop each (document, term) weight with this probability while training
+    # Nets trained with seeds seed, seed+1, ... and merged into one exported net whose logit is their mean.
+    n_models: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -41,8 +43,8 @@ class RankerTrainParams:
             raise ValueError(f"loss must be 'bce' or 'bce+softmax', got {self.loss!r}")
         if not 0.0 <= self.feature_dropout < 1.0:
             raise ValueError(f"feature_dropout must be in [0, 1), got {self.feature_dropout}")
-        if self.epochs < 1 or self.batch_size < 1 or self.n_candidates < 1:
-            raise ValueError("epochs, batch_size and n_candidates must be >= 1")
+        if min(self.epochs, self.batch_size, self.n_candidates, self.n_models) < 1:
+            raise ValueError("epochs, batch_size, n_candidates and n_models must be >= 1")
 
 
 def candidate_targets(Y: sp.csr_matrix, cand: np.ndarray) -> np.ndarray:
@@ -81,8 +83,24 @@ def train_ranker(
     With ``negatives="all"`` no candidates are needed and the loss is summed over labels (a mean over
     thousands of mostly negative labels would shrink the positives' gradient to nothing).
     ``label_text`` (labels x features, the featurized label names) adds label text to the label vectors;
-    it is folded into them before the net is returned.
+    it is folded into them before the net is returned. With ``n_models > 1`` that many nets are trained
+    (seeds ``seed``, ``seed + 1``, ...) and merged into one (`merge_rankers`).
     """
+    if params.n_models > 1:
+        nets = [
+            train_ranker(
+                X,
+                Y,
+                cand,
+                prior,
+                replace(params, n_models=1, seed=params.seed + i),
+                n_threads,
+                progress,
+                label_text,
+            )
+            for i in range(params.n_models)
+        ]
+        return merge_rankers(nets)
     if params.negatives == "shortlist" and (cand is None or prior is None):
         raise ValueError("shortlist negatives need candidates and shortlister scores")
     if n_threads:

@@ -202,6 +202,41 @@ def train_tree_shortlister(
     return TreeShortlister(trees, pred_params)
 
 
+def out_of_fold_shortlists(
+    X_tree: sp.csr_matrix,
+    Y_tree: sp.csr_matrix,
+    n_docs: int,
+    tree_params: TreeTrainParams,
+    pred_params: TreePredParams,
+    n_candidates: int,
+    folds: int,
+    seed: int = 0,
+    n_jobs: int | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Shortlists of the first ``n_docs`` rows, each from trees that never saw that document (stacking).
+
+    The trees' scores on their own training documents are overconfident, so a ranker trained on them
+    learns to trust the shortlister more than it should at serving time. Rows past ``n_docs`` (label-name
+    documents) are in every fold's training set.
+    """
+    if folds < 2:
+        raise ValueError(f"out-of-fold shortlists need at least 2 folds, got {folds}")
+    fold_of = np.random.default_rng(seed).permutation(n_docs) % folds
+    extra = np.arange(n_docs, X_tree.shape[0])
+    cand = np.full((n_docs, n_candidates), -1, dtype=np.int64)
+    prior = np.zeros((n_docs, n_candidates), dtype=np.float32)
+    for f in range(folds):
+        held = np.flatnonzero(fold_of == f)
+        fit_rows = np.concatenate([np.flatnonzero(fold_of != f), extra])
+        trees = train_tree_shortlister(
+            X_tree[fit_rows], Y_tree[fit_rows], tree_params, pred_params, n_jobs, progress
+        )
+        c, p = trees.shortlist(X_tree[held], n_candidates)
+        cand[held, : c.shape[1]], prior[held, : p.shape[1]] = c, p
+    return cand, prior
+
+
 def retrain_leaves_man(
     X: sp.csr_matrix,
     Y: sp.csr_matrix,
