@@ -6,12 +6,18 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from xmlc.data import join_title
+
 
 class DocumentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(description="Document body.", examples=["Council regulation on fishing quotas"])
-    title: str = Field("", description="Optional title; it is put in front of the text.")
+    title: str = Field(
+        "",
+        description="Optional title, put in front of the text on a line of its own. Models read that first "
+        "line as a separate title field too; without a title, the text's first line plays that part.",
+    )
 
     @field_validator("text")
     @classmethod
@@ -22,7 +28,7 @@ class DocumentIn(BaseModel):
 
     @property
     def full_text(self) -> str:
-        return f"{self.title}\n{self.text}" if self.title else self.text
+        return join_title(self.title, self.text)
 
 
 class PredictRequest(BaseModel):

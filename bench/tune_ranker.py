@@ -6,8 +6,9 @@ scored on the held-out 10%. A variant is a set of `RankerTrainParams` / `RankerN
 
     python -m bench.tune_ranker --variants "base;dim=512;epochs=6;dim=512,epochs=6"
 
-``--crossfit 0,2`` trains every variant twice: on the final trees' shortlists of the training documents
-(0) and on out-of-fold shortlists from trees fitted on the other half (2).
+``--title-weights 0,1`` fits the featurizer and the trees once per title-field weight (0: no title
+field). ``--crossfit 0,2`` trains every variant twice: on the final trees' shortlists of the training
+documents (0) and on out-of-fold shortlists from trees fitted on the other half (2).
 
 Prints one line per variant (P@1/3/5, PSP@5) and writes them as JSON to ``--json``.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--crossfit", default="0", help="comma-separated fold counts for the training shortlists (0 = none)"
     )
+    ap.add_argument(
+        "--title-weights", default="", help="comma-separated title-field weights (default: the featurizer's)"
+    )
     ap.add_argument("--holdout", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "out" / "tune_ranker.json")
@@ -107,38 +111,58 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: no EURLEX57K data at {args.data}")
         return 0
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    tree_params, base = TWO_STAGE["tree+ranker"]
-    assert tree_params is not None
-    config = TrainConfig.for_method("tree+ranker")
     docs, _ = read_documents(args.data / "train.jsonl.gz")
     fit_docs, ho_docs = split_documents(docs, args.holdout, args.seed)
+    labels_file = args.data / "labels.jsonl.gz"
+    label_texts = {r.id: r.text for r in read_label_records(labels_file)} if labels_file.is_file() else {}
+    config = TrainConfig.for_method("tree+ranker")
+    weights = [float(w) for w in args.title_weights.split(",") if w] or [config.featurizer.title_weight]
+    results: list[dict[str, Any]] = []
+    for weight in weights:
+        featurizer = replace(config.featurizer, title_weight=weight)
+        for row in tune_on_split(
+            fit_docs, ho_docs, label_texts, replace(config, featurizer=featurizer), args
+        ):
+            results.append(row)
+            args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def tune_on_split(
+    fit_docs: list[Document],
+    ho_docs: list[Document],
+    label_texts: dict[str, str],
+    config: TrainConfig,
+    args: argparse.Namespace,
+) -> Iterator[dict[str, Any]]:
+    """Featurizer and trees fitted once on ``fit_docs``, then one row per (beam, crossfit, variant)."""
+    tree_params, base = TWO_STAGE["tree+ranker"]
+    assert tree_params is not None
     featurizer, X = fit_featurizer([d.full_text for d in fit_docs], config.featurizer)
     X = X.astype(np.float32)
     X_ho = featurizer.transform([d.full_text for d in ho_docs]).astype(np.float32)
     labels = LabelTable.from_documents([d.labels for d in fit_docs])
     Y = labels.matrix([d.labels for d in fit_docs])
     X_tree, Y_tree = X, Y
-    labels_file = args.data / "labels.jsonl.gz"
-    if labels_file.is_file() and config.label_text_docs:
-        texts = {r.id: r.text for r in read_label_records(labels_file)}
-        names_X = featurizer.transform([texts.get(i, "") for i in labels.ids])
+    if label_texts and config.label_text_docs:
+        names_X = featurizer.transform([label_texts.get(i, "") for i in labels.ids])
         X_tree, Y_tree = with_label_documents(X, Y, names_X)
     t0 = time.perf_counter()
     tree = train_tree_shortlister(X_tree, Y_tree, tree_params, config.predict)
     print(f"trees: {time.perf_counter() - t0:.0f} s")
     truths = [d.labels for d in ho_docs]
     prop = Propensity.from_label_lists([d.labels for d in fit_docs])
-    results: list[dict[str, Any]] = []
+    title = {"title_weight": config.featurizer.title_weight}
     for beam in [int(b) for b in args.beams.split(",") if b] or [config.predict.beam_size]:
         pred = replace(config.predict, beam_size=beam)
         cand, prior = tree.shortlist(X, base.n_candidates, pred)
         cand_ho, prior_ho = tree.shortlist(X_ho, base.n_candidates, pred)
         prior, prior_ho = prior.astype(np.float32), prior_ho.astype(np.float32)
-        row: dict[str, Any] = {"variant": "trees alone", "beam": beam}
+        row: dict[str, Any] = {"variant": "trees alone", "beam": beam, **title}
         row.update(report(cand_ho[:, :5], labels.ids, truths, prop))
         row["R@100"] = round(recall(cand_ho, labels, truths), 2)
         print(row, flush=True)
-        results.append(row)
+        yield row
         for folds in [int(f) for f in args.crossfit.split(",") if f]:
             train_cand, train_prior = cand, prior
             if folds:
@@ -150,13 +174,11 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 net = train_ranker(X, Y, train_cand, train_prior, params)
                 top = rank_top_k(net, X_ho, cand_ho, prior_ho, 5)
-                row = {"variant": spec, "beam": beam, "crossfit": folds}
+                row = {"variant": spec, "beam": beam, "crossfit": folds, **title}
                 row.update(report(top, labels.ids, truths, prop))
                 row["train_s"] = round(time.perf_counter() - t0)
                 print(row, flush=True)
-                results.append(row)
-                args.json.write_text(json.dumps(results, indent=2))
-    return 0
+                yield row
 
 
 if __name__ == "__main__":

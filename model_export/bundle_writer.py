@@ -51,7 +51,11 @@ def save_bundle(
         "kind": shortlister.kind + ("+ranker" if ranker else ""),
         "n_labels": len(labels),
         "n_features": featurizer.dim,
-        "featurizer": {"kind": "tfidf", "ngram_max": featurizer.config.ngram_max},
+        "featurizer": {
+            "kind": "tfidf",
+            "ngram_max": featurizer.config.ngram_max,
+            "title_weight": featurizer.config.title_weight,
+        },
         "shortlister": shortlister_meta(shortlister),
         "ranker": None,
         "train_params": _plain(train_params),

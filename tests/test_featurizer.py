@@ -30,14 +30,14 @@ def test_tokenize_unigrams_then_bigrams():
     assert tokenize("x y z", FeaturizerConfig(ngram_max=1)) == ["x", "y", "z"]
 
 
-@pytest.mark.parametrize("n_jobs", [1, 2])
-def test_fit_matches_serving_transform(n_jobs, corpus):
+@pytest.mark.parametrize("n_jobs,title_weight", [(1, 0.0), (2, 0.0), (2, 0.7)])
+def test_fit_matches_serving_transform(n_jobs, title_weight, corpus):
     """The training matrix and the per-request transform give the same vectors (train/serve parity)."""
-    texts = [d.full_text for d in corpus[0][:300]]
-    featurizer, X = fit_featurizer(
-        texts, FeaturizerParams(min_df=2, max_features=500), n_jobs=n_jobs, progress=False
-    )
-    assert X.shape == (300, featurizer.dim) and featurizer.dim <= 500
+    texts = [f"title {i % 7} {d.title}\n{d.text}" for i, d in enumerate(corpus[0][:300])]
+    params = FeaturizerParams(min_df=2, max_features=500, title_weight=title_weight)
+    featurizer, X = fit_featurizer(texts, params, n_jobs=n_jobs, progress=False)
+    assert X.shape == (300, featurizer.dim) and len(featurizer.vocabulary) <= 500
+    assert (featurizer.title is not None) == (title_weight > 0)
     for i in (0, 7, 299):
         row = featurizer.transform_one(texts[i])
         assert np.array_equal(row.indices, X[i].indices)
@@ -48,7 +48,10 @@ def test_fit_matches_serving_transform(n_jobs, corpus):
 
 def test_weights_are_sublinear_tfidf_and_unit_norm():
     featurizer, X = fit_featurizer(
-        TEXTS, FeaturizerParams(min_df=1, max_df=1.0, max_features=0), n_jobs=1, progress=False
+        TEXTS,
+        FeaturizerParams(min_df=1, max_df=1.0, max_features=0, title_weight=0),
+        n_jobs=1,
+        progress=False,
     )
     norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
     np.testing.assert_allclose(norms, 1.0, rtol=1e-5)
@@ -61,26 +64,60 @@ def test_weights_are_sublinear_tfidf_and_unit_norm():
 
 def test_vocabulary_selection_min_df_max_df_max_features():
     featurizer, _ = fit_featurizer(
-        TEXTS, FeaturizerParams(min_df=2, max_df=0.5, max_features=0), n_jobs=1, progress=False
+        TEXTS,
+        FeaturizerParams(min_df=2, max_df=0.5, max_features=0, title_weight=0),
+        n_jobs=1,
+        progress=False,
     )
     vocab = set(featurizer.vocabulary)
     assert "council" in vocab and "customs duties" in vocab  # df 2 of 5
     assert "regulation" not in vocab and "the" not in vocab  # df 3 and 4 of 5: above max_df
     assert "milk" not in vocab  # df 1: below min_df
     capped, _ = fit_featurizer(
-        TEXTS, FeaturizerParams(min_df=1, max_df=1.0, max_features=3), n_jobs=1, progress=False
+        TEXTS,
+        FeaturizerParams(min_df=1, max_df=1.0, max_features=3, title_weight=0),
+        n_jobs=1,
+        progress=False,
     )
     assert capped.dim == 3 and "the" in capped.vocabulary
 
 
-def test_save_load_round_trip(tmp_path):
+@pytest.mark.parametrize("title_weight", [0.0, 1.0])
+def test_save_load_round_trip(tmp_path, title_weight):
     featurizer, _ = fit_featurizer(
-        TEXTS, FeaturizerParams(min_df=1, max_features=0), n_jobs=1, progress=False
+        TEXTS, FeaturizerParams(min_df=1, max_features=0, title_weight=title_weight), n_jobs=1, progress=False
     )
-    featurizer.save(tmp_path)
+    files = featurizer.save(tmp_path)
+    assert ("title_vocabulary.json" in files) == (title_weight > 0)
     again = TfidfFeaturizer.load(tmp_path)
-    assert again.vocabulary == featurizer.vocabulary
+    assert again.vocabulary == featurizer.vocabulary and again.dim == featurizer.dim
     assert abs(again.transform(TEXTS) - featurizer.transform(TEXTS)).max() == 0
+
+
+def test_title_field_is_the_first_line_with_its_own_vocabulary_and_weight():
+    texts = [f"{t.split()[-1]}\n{t}" for t in TEXTS]  # first line: the text's last word
+    featurizer, X = fit_featurizer(
+        texts,
+        FeaturizerParams(min_df=1, max_df=1.0, max_features=0, title_weight=0.5),
+        n_jobs=1,
+        progress=False,
+    )
+    assert featurizer.title is not None
+    n_body = len(featurizer.vocabulary)
+    assert featurizer.dim == n_body + featurizer.title.dim
+    assert "fisheries" in featurizer.title.vocabulary and "council" not in featurizer.title.vocabulary
+    for row in featurizer.transform(["fisheries.\nthe council", "the council\nfisheries."]):
+        body, title = row[:, :n_body], row[:, n_body:]
+        np.testing.assert_allclose(body.multiply(body).sum() + title.multiply(title).sum(), 1.0, rtol=1e-5)
+        if title.nnz:  # only the first text has a known word on its first line
+            np.testing.assert_allclose(np.sqrt(title.multiply(title).sum() / body.multiply(body).sum()), 0.5)
+    rows = featurizer.transform(["fisheries.\nthe council", "the council\nfisheries."])
+    assert rows[0, n_body:].nnz == 1 and rows[1, n_body:].nnz == 0
+    np.testing.assert_allclose(X[0].toarray(), featurizer.transform_one(texts[0]).toarray(), rtol=1e-6)
+    with pytest.raises(ValueError, match="title_weight"):
+        FeaturizerParams(title_weight=-1)
+    with pytest.raises(ValueError, match="title field"):
+        TfidfFeaturizer(featurizer.vocabulary, featurizer.idf, featurizer.config)  # weight, no field
 
 
 def test_unknown_and_empty_text_give_empty_rows():

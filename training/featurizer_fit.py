@@ -12,13 +12,20 @@ import multiprocessing as mp
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from xmlc.featurizer import FeaturizerConfig, TfidfFeaturizer, smooth_idf, tokenize
+from xmlc.featurizer import (
+    FeaturizerConfig,
+    TfidfFeaturizer,
+    first_line,
+    join_fields,
+    smooth_idf,
+    tokenize,
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,14 @@ class FeaturizerParams:
     max_features: int = 200_000
     ngram_max: int = 2
     sublinear_tf: bool = True
+    # The first line (the title) featurized again as its own field, with this weight against the text
+    # (0 = no title field) and its own vocabulary cap; min_df, max_df and n-grams as for the text.
+    title_weight: float = 1.0
+    title_max_features: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.title_weight < 0:
+            raise ValueError(f"title_weight must be >= 0, got {self.title_weight}")
 
 
 def _count_chunk(
@@ -66,8 +81,19 @@ def fit_featurizer(
     n_jobs: int | None = None,
     progress: bool = True,
 ) -> tuple[TfidfFeaturizer, sp.csr_matrix]:
-    """Fit the vocabulary and idf on ``texts`` and return the featurizer with the weighted training matrix."""
+    """Fit the vocabulary and idf on ``texts`` and return the featurizer with the weighted training matrix.
+
+    With ``params.title_weight > 0`` the texts' first lines get a vocabulary and idf of their own (the
+    title field, `xmlc.featurizer.join_fields`).
+    """
     params = params or FeaturizerParams()
+    if params.title_weight > 0:
+        body, X = fit_featurizer(texts, replace(params, title_weight=0.0), n_jobs, progress)
+        title_params = replace(params, title_weight=0.0, max_features=params.title_max_features)
+        title, T = fit_featurizer([first_line(t) for t in texts], title_params, n_jobs, progress=False)
+        config = replace(body.config, title_weight=params.title_weight)
+        featurizer = TfidfFeaturizer(body.vocabulary, body.idf, config, title)
+        return featurizer, join_fields(X, T, params.title_weight)
     config = FeaturizerConfig(ngram_max=params.ngram_max, sublinear_tf=params.sublinear_tf)
     n_jobs = max(1, n_jobs or os.cpu_count() or 1)
     n = len(texts)

@@ -60,6 +60,14 @@ def train(
         int | None, typer.Option(help="Shortlist depth the ranker scores (training and serving).")
     ] = None,
     max_features: Annotated[int, typer.Option(help="Vocabulary cap of the TF-IDF featurizer.")] = 200_000,
+    title_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Weight of the title field: each document's first line (its title) featurized again "
+            "with its own vocabulary; 0 turns it off.",
+        ),
+    ] = 1.0,
     label_text: Annotated[
         bool,
         typer.Option(
@@ -86,7 +94,7 @@ def train(
         config = config.with_deep(epochs, max_docs)
         config = replace(
             config,
-            featurizer=FeaturizerParams(max_features=max_features),
+            featurizer=FeaturizerParams(max_features=max_features, title_weight=title_weight),
             label_text_docs=label_text,
             predict=TreePredParams(beam_size=beam_size),
         )

@@ -34,6 +34,14 @@ class DataError(ValueError):
         return (type(self), (self.path, self.line, self.reason))
 
 
+def join_title(title: str, text: str) -> str:
+    """``title`` on one line, then ``text``: the single input string of the pipeline."""
+    title = " ".join(title.split())
+    if not title:
+        return text
+    return f"{title}\n{text}" if text else title
+
+
 @dataclass(frozen=True, slots=True)
 class Document:
     id: str
@@ -43,10 +51,9 @@ class Document:
 
     @property
     def full_text(self) -> str:
-        """What the featurizer sees: the title carries strong signal, so it is kept in front."""
-        if not self.title:
-            return self.text
-        return f"{self.title}\n{self.text}" if self.text else self.title
+        """What the featurizer sees: the title carries strong signal, so it is kept in front, on the first
+        line (its own line breaks become spaces), which the featurizer's title field reads."""
+        return join_title(self.title, self.text)
 
 
 @dataclass

@@ -3,6 +3,11 @@
 It is fitted offline (``training.featurizer_fit``) and stored as plain JSON + numpy files, never pickled.
 One code path turns token counts into weights (`TfidfFeaturizer.weigh`), used by the batch transform at
 training time and by the single-document transform at serving time, so both give the same vector.
+
+Optionally the first line of each input (where `Document.full_text` and the service put the title) is
+featurized a second time, as a *title field* with its own vocabulary and idf, weighted and appended: a
+title word then counts as title evidence, not only as one more word of a long text (measured on a split
+of EURLEX57K train: +1.4 P@1, +0.9 P@5 for the trees, BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from itertools import repeat
 from pathlib import Path
 
@@ -20,6 +25,7 @@ import scipy.sparse as sp
 CONFIG_FILE = "featurizer.json"
 VOCAB_FILE = "vocabulary.json"
 IDF_FILE = "idf.npy"
+TITLE_PREFIX = "title_"  # the title field's vocabulary and idf files: title_vocabulary.json, title_idf.npy
 DEFAULT_TOKEN_PATTERN = r"(?u)\b\w+\b"
 
 # `word_tokens` tables: ASCII characters that are not word characters become spaces, all else stays
@@ -39,6 +45,7 @@ class FeaturizerConfig:
     ngram_max: int = 2
     sublinear_tf: bool = True
     max_chars: int = 200_000  # longer inputs are cut: bounds per-request work
+    title_weight: float = 0.0  # weight of the title field (the first line) against the text; 0 = none
 
 
 def word_tokens(text: str) -> list[str]:
@@ -56,6 +63,22 @@ def word_tokens(text: str) -> list[str]:
     return (
         text.encode("utf-8", "surrogatepass").translate(_UTF8_TABLE).decode("utf-8", "surrogatepass").split()
     )
+
+
+def first_line(text: str) -> str:
+    """The title field of an input: its first line (`Document.full_text` puts the title there)."""
+    end = text.find("\n")
+    return text if end < 0 else text[:end]
+
+
+def join_fields(body: sp.csr_matrix, title: sp.csr_matrix, weight: float) -> sp.csr_matrix:
+    """``[body, weight * title]`` with each row scaled back to unit L2 norm (both parts come normalised)."""
+    out = sp.hstack([body, title * np.float32(weight)], format="csr", dtype=np.float32)
+    sq = np.asarray(out.multiply(out).sum(axis=1)).ravel()
+    norms = np.sqrt(sq, dtype=np.float32)
+    norms[norms == 0] = 1.0
+    out.data /= np.repeat(norms, np.diff(out.indptr))
+    return out
 
 
 def tokens_of(text: str, config: FeaturizerConfig, pattern: re.Pattern[str] | None = None) -> list[str]:
@@ -81,12 +104,28 @@ def tokenize(text: str, config: FeaturizerConfig, pattern: re.Pattern[str] | Non
 
 
 class TfidfFeaturizer:
-    """Maps raw text to an L2-normalised sparse TF-IDF row over a fixed vocabulary."""
+    """Maps raw text to an L2-normalised sparse TF-IDF row over a fixed vocabulary.
 
-    def __init__(self, vocabulary: Sequence[str], idf: np.ndarray, config: FeaturizerConfig) -> None:
+    With a ``title`` featurizer (and ``config.title_weight > 0``) the row is the text's terms followed by
+    the first line's terms in the title vocabulary (`join_fields`); term and word ids (`term_ids`,
+    `word_ids`, `counts`, `weigh`) always refer to the text vocabulary, which comes first.
+    """
+
+    def __init__(
+        self,
+        vocabulary: Sequence[str],
+        idf: np.ndarray,
+        config: FeaturizerConfig,
+        title: TfidfFeaturizer | None = None,
+    ) -> None:
         if len(vocabulary) != len(idf):
             raise ValueError(f"vocabulary has {len(vocabulary)} terms but idf has {len(idf)} values")
+        if (title is not None) != (config.title_weight > 0):
+            raise ValueError("a title field needs title_weight > 0, and title_weight > 0 needs a title field")
+        if title is not None and title.title is not None:
+            raise ValueError("the title field cannot have a title field of its own")
         self.config = config
+        self.title: TfidfFeaturizer | None = title
         self.vocabulary = list(vocabulary)
         self.idf = np.asarray(idf, dtype=np.float32)
         self._index = {term: i for i, term in enumerate(self.vocabulary)}
@@ -97,7 +136,8 @@ class TfidfFeaturizer:
 
     @property
     def dim(self) -> int:
-        return len(self.vocabulary)
+        """Feature count: the text vocabulary, plus the title vocabulary when there is a title field."""
+        return len(self.vocabulary) + (self.title.dim if self.title is not None else 0)
 
     def term_ids(self, text: str) -> np.ndarray:
         """Vocabulary ids of every known term occurrence in ``text`` (with repeats).
@@ -119,7 +159,7 @@ class TfidfFeaturizer:
         return np.asarray(ids, dtype=np.int64)
 
     def counts(self, texts: Iterable[str]) -> sp.csr_matrix:
-        """Raw term counts, one row a text, sorted column indices."""
+        """Raw counts of the text vocabulary's terms, one row a text, sorted column indices."""
         indptr = [0]
         indices: list[np.ndarray] = []
         data: list[np.ndarray] = []
@@ -134,7 +174,7 @@ class TfidfFeaturizer:
                 np.concatenate(indices) if indices else np.zeros(0, np.int32),
                 np.asarray(indptr, dtype=np.int64),
             ),
-            shape=(len(indptr) - 1, self.dim),
+            shape=(len(indptr) - 1, len(self.vocabulary)),
         )
 
     def weigh(self, counts: sp.csr_matrix) -> sp.csr_matrix:
@@ -142,25 +182,45 @@ class TfidfFeaturizer:
         return weigh_counts(counts, self.idf, self.config.sublinear_tf)
 
     def transform(self, texts: Iterable[str]) -> sp.csr_matrix:
-        return self.weigh(self.counts(texts))
+        """Texts -> (texts x dim) rows: the training, batch and per-request path alike."""
+        if self.title is None:
+            return self.weigh(self.counts(texts))
+        texts = list(texts)
+        body = self.weigh(self.counts(texts))
+        return join_fields(body, self.title.transform(map(first_line, texts)), self.config.title_weight)
 
     def transform_one(self, text: str) -> sp.csr_matrix:
         """The per-request path: one text to a 1 x dim row."""
-        return self.weigh(self.counts((text,)))
+        return self.transform((text,))
 
     def save(self, folder: Path) -> list[str]:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
-        (folder / VOCAB_FILE).write_text(json.dumps(self.vocabulary, ensure_ascii=False))
-        np.save(folder / IDF_FILE, self.idf, allow_pickle=False)
-        return [CONFIG_FILE, VOCAB_FILE, IDF_FILE]
+        files = [CONFIG_FILE, *self._save_vocabulary(folder, "")]
+        if self.title is not None:
+            files += self.title._save_vocabulary(folder, TITLE_PREFIX)
+        return files
+
+    def _save_vocabulary(self, folder: Path, prefix: str) -> list[str]:
+        (folder / (prefix + VOCAB_FILE)).write_text(json.dumps(self.vocabulary, ensure_ascii=False))
+        np.save(folder / (prefix + IDF_FILE), self.idf, allow_pickle=False)
+        return [prefix + VOCAB_FILE, prefix + IDF_FILE]
 
     @classmethod
     def load(cls, folder: Path) -> TfidfFeaturizer:
         config = FeaturizerConfig(**json.loads((folder / CONFIG_FILE).read_text()))
-        vocabulary = json.loads((folder / VOCAB_FILE).read_text())
-        idf = np.load(folder / IDF_FILE, allow_pickle=False)
-        return cls(vocabulary, idf, config)
+        title = None
+        if config.title_weight > 0:
+            title = cls._load_vocabulary(folder, TITLE_PREFIX, replace(config, title_weight=0.0), None)
+        return cls._load_vocabulary(folder, "", config, title)
+
+    @classmethod
+    def _load_vocabulary(
+        cls, folder: Path, prefix: str, config: FeaturizerConfig, title: TfidfFeaturizer | None
+    ) -> TfidfFeaturizer:
+        vocabulary = json.loads((folder / (prefix + VOCAB_FILE)).read_text())
+        idf = np.load(folder / (prefix + IDF_FILE), allow_pickle=False)
+        return cls(vocabulary, idf, config, title)
 
 
 class _TokenIndex:
@@ -236,6 +296,8 @@ def smooth_idf(df: np.ndarray, n_docs: int) -> np.ndarray:
 __all__ = [
     "FeaturizerConfig",
     "TfidfFeaturizer",
+    "first_line",
+    "join_fields",
     "smooth_idf",
     "tokenize",
     "tokens_of",
