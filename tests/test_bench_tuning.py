@@ -59,6 +59,22 @@ def test_ranker_variants_are_scored_on_the_held_out_part(data_dir: Path, tmp_pat
     assert all(0 <= r["P@5"] <= 100 for r in rows)
 
 
+def test_title_weights_and_crossfit_each_get_their_rows(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tune.json"
+    argv = ["--data", str(data_dir), "--variants", "epochs=1", "--title-weights", "0,1", "--crossfit", "0,2"]
+    assert tune_ranker([*argv, "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [(r["title_weight"], r.get("crossfit")) for r in rows] == [
+        (0.0, None),
+        (0.0, 0),
+        (0.0, 2),
+        (1.0, None),
+        (1.0, 0),
+        (1.0, 2),
+    ]
+    assert all(r["P@1"] > 50 for r in rows)
+
+
 def test_ensemble_weights_end_to_end(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "ens.json"
     argv = ["--data", str(data_dir), "--members", "tree,bonsai", "--step", "0.5"]
