@@ -52,10 +52,15 @@ def test_padded_rows() -> None:
     assert vals.tolist() == [[2.0, 1.0], [0.0, 0.0], [3.0, 0.0]]
 
 
-def test_feature_dropout_changes_training_and_is_checked() -> None:
+def _tiny_training_set():
+    """64 random documents whose first candidate is their one true label, and small ranker settings."""
     X, cand, prior = _random_inputs(64, 120, 20, 10)
     Y = sp.csr_matrix((np.ones(64, np.float32), (np.arange(64), cand[:, 0])), shape=(64, 20))
-    base = RankerTrainParams(net=RankerNetParams(dim=8), epochs=2, n_candidates=10)
+    return X, Y, cand, prior, RankerTrainParams(net=RankerNetParams(dim=8), epochs=2, n_candidates=10)
+
+
+def test_feature_dropout_changes_training_and_is_checked() -> None:
+    X, Y, cand, prior, base = _tiny_training_set()
     plain = train_ranker(X, Y, cand, prior, base, progress=False)
     dropped = train_ranker(X, Y, cand, prior, replace(base, feature_dropout=0.5), progress=False)
     again = train_ranker(X, Y, cand, prior, replace(base, feature_dropout=0.5), progress=False)
@@ -89,9 +94,7 @@ def test_merged_rankers_score_the_mean_logit(tmp_path: Path, hidden: int) -> Non
 
 
 def test_several_models_are_trained_and_merged() -> None:
-    X, cand, prior = _random_inputs(64, 120, 20, 10)
-    Y = sp.csr_matrix((np.ones(64, np.float32), (np.arange(64), cand[:, 0])), shape=(64, 20))
-    base = RankerTrainParams(net=RankerNetParams(dim=8), epochs=2, n_candidates=10)
+    X, Y, cand, prior, base = _tiny_training_set()
     one = train_ranker(X, Y, cand, prior, base, progress=False)
     two = train_ranker(X, Y, cand, prior, replace(base, n_models=2), progress=False)
     assert two.params.dim == 16

@@ -73,12 +73,7 @@ def first_line(text: str) -> str:
 
 def join_fields(body: sp.csr_matrix, title: sp.csr_matrix, weight: float) -> sp.csr_matrix:
     """``[body, weight * title]`` with each row scaled back to unit L2 norm (both parts come normalised)."""
-    out = sp.hstack([body, title * np.float32(weight)], format="csr", dtype=np.float32)
-    sq = np.asarray(out.multiply(out).sum(axis=1)).ravel()
-    norms = np.sqrt(sq, dtype=np.float32)
-    norms[norms == 0] = 1.0
-    out.data /= np.repeat(norms, np.diff(out.indptr))
-    return out
+    return unit_rows(sp.hstack([body, title * np.float32(weight)], format="csr", dtype=np.float32))
 
 
 def tokens_of(text: str, config: FeaturizerConfig, pattern: re.Pattern[str] | None = None) -> list[str]:
@@ -278,6 +273,11 @@ def weigh_counts(counts: sp.csr_matrix, idf: np.ndarray, sublinear_tf: bool) -> 
         np.log(out.data, out=out.data)
         out.data += np.float32(1.0)
     out.data *= idf[out.indices]
+    return unit_rows(out)
+
+
+def unit_rows(out: sp.csr_matrix) -> sp.csr_matrix:
+    """Scale each row of a float32 CSR matrix to unit L2 norm, in place (empty rows stay empty)."""
     sq = np.zeros(out.shape[0], dtype=np.float32)
     nonempty = np.diff(out.indptr) > 0
     if out.nnz:
@@ -301,6 +301,7 @@ __all__ = [
     "smooth_idf",
     "tokenize",
     "tokens_of",
+    "unit_rows",
     "weigh_counts",
     "word_tokens",
 ]
