@@ -24,10 +24,19 @@ log = logging.getLogger("xmlc.cache")
 
 
 def cache_key(version: str, text: str, k: int, threshold: float | None) -> str:
-    """Whitespace is normalised (the featurizer ignores it), nothing else: same answer, same key."""
-    normalised = " ".join(text.split())
-    payload = json.dumps([version, normalised, k, threshold], ensure_ascii=False)
-    return "xmlc:pred:" + hashlib.sha256(payload.encode()).hexdigest()
+    """Whitespace is normalised (the featurizer ignores it), nothing else: same answer, same key.
+
+    The first line stays apart from the rest: the featurizer reads it a second time as the title field,
+    so moving a line break can change the answer and must change the key. Built from length-prefixed
+    parts (no JSON encoding of the text): this runs on the event loop for every request.
+    """
+    title, _, rest = text.partition("\n")
+    title, rest = " ".join(title.split()), " ".join(rest.split())
+    normalised = f"{title}\n{rest}" if rest else title
+    head = f"{len(version)}:{version}|{k}|{threshold!r}|"
+    h = hashlib.sha256(head.encode())
+    h.update(normalised.encode("utf-8", "surrogatepass"))
+    return "xmlc:pred:" + h.hexdigest()
 
 
 class PredictionCache:

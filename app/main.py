@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.batch_max_wait_ms / 1000,
             settings.queue_max,
             metrics.queue_depth.set,
+            settings.batch_workers,
         )
         state.batcher.start()
         await state.reload(settings.bundle)  # a bundle that does not load stops the start-up, loudly

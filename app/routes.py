@@ -31,7 +31,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_state(request: Request) -> ServiceState:
+# Dependencies are `async def`: FastAPI runs plain `def` ones in a thread pool, a thread hop per call.
+async def get_state(request: Request) -> ServiceState:
     state: ServiceState = request.app.state.xmlc
     return state
 
@@ -39,13 +40,13 @@ def get_state(request: Request) -> ServiceState:
 State = Annotated[ServiceState, Depends(get_state)]
 
 
-def require_api_key(state: State, x_api_key: Annotated[str | None, Header()] = None) -> None:
+async def require_api_key(state: State, x_api_key: Annotated[str | None, Header()] = None) -> None:
     key = state.settings.api_key
     if key and x_api_key != key:
         raise HTTPException(401, "missing or wrong X-API-Key")
 
 
-def require_admin(state: State, x_api_key: Annotated[str | None, Header()] = None) -> None:
+async def require_admin(state: State, x_api_key: Annotated[str | None, Header()] = None) -> None:
     key = state.settings.admin_key or state.settings.api_key
     if not key:
         raise HTTPException(403, "admin calls are disabled: set XMLC_ADMIN_KEY")
@@ -76,6 +77,7 @@ async def predict(body: PredictRequest, state: State, request: Request) -> Respo
         raise HTTPException(503, "model not loaded yet")
     version = pipeline.version
     results: list[list[dict[str, Any]] | None] = [None] * len(texts)
+    keys_version = version
     keys = [cache_key(version, t, body.k, body.threshold) for t in texts]
     headers: dict[str, str] = {}
     if state.cache:
@@ -106,7 +108,8 @@ async def predict(body: PredictRequest, state: State, request: Request) -> Respo
             results[i] = rows
             if used is not pipeline:  # a reload landed while this request waited
                 pipeline, version = used, used.version
-            fresh[cache_key(used.version, texts[i], body.k, body.threshold)] = rows
+            same = used.version == keys_version
+            fresh[keys[i] if same else cache_key(used.version, texts[i], body.k, body.threshold)] = rows
         if state.cache:
             await state.cache.set_many(fresh)
     out: dict[str, Any] = {"model": pipeline.name, "version": version}

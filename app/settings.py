@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(200_000, ge=1, description="Longer texts get 422.")
     batch_max_size: int = Field(32, ge=1, description="Micro-batching: most documents in one model call.")
     batch_max_wait_ms: float = Field(2.0, ge=0, description="Micro-batching: wait for more documents.")
+    batch_workers: int = Field(
+        2, ge=1, description="Model calls running at once (threads; the model releases the GIL)."
+    )
     queue_max: int = Field(512, ge=1, description="Documents waiting for the model; beyond it, 429.")
     api_key: str | None = Field(None, description="When set, /predict needs X-API-Key.")
     admin_key: str | None = Field(None, description="X-API-Key for /admin calls (falls back to api_key).")

@@ -67,3 +67,25 @@ def test_api_answers_429_when_overloaded(make_client):
     assert r.status_code == 429
     assert r.headers["Retry-After"] == "1" and "overloaded" in r.json()["detail"]
     assert "xmlc_rejected_total 1.0" in client.get("/metrics").text
+
+
+def test_workers_run_model_calls_side_by_side():
+    # Two workers: a second batch starts while the first is still in the model (both wait on a barrier
+    # that needs two parties, so one worker at a time would time out on it).
+    barrier = threading.Barrier(2, timeout=5)
+
+    def run(texts: list[str], k: int) -> list[str]:
+        barrier.wait()
+        return texts
+
+    async def main() -> list[list[str]]:
+        b = MicroBatcher(run, max_size=1, max_wait_s=0, queue_max=10, workers=2)
+        b.start()
+        try:
+            return await asyncio.gather(b.submit(["a"], 1), b.submit(["b"], 1))
+        finally:
+            await b.stop()
+
+    assert asyncio.run(main()) == [["a"], ["b"]]
+    with pytest.raises(ValueError, match="workers"):
+        MicroBatcher(lambda texts, k: texts, max_size=1, max_wait_s=0, queue_max=1, workers=0)

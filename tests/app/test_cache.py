@@ -24,7 +24,7 @@ def _metric(client, series: str) -> float:
 def test_miss_then_hit_with_same_answer(make_client, redis_server):
     client = make_client(redis_url=redis_server.url)
     first = client.post("/predict", json=DOC)
-    second = client.post("/predict", json={**DOC, "text": "  wa wb\n wc wd we "})  # same after normalising
+    second = client.post("/predict", json={**DOC, "text": "  wa wb\t wc  wd we "})  # same after normalising
     assert first.headers["X-Cache"] == "miss" and second.headers["X-Cache"] == "hit"
     assert first.json() == second.json()
     assert client.post("/predict", json={**DOC, "k": 4}).headers["X-Cache"] == "miss"  # k is in the key
@@ -33,6 +33,16 @@ def test_miss_then_hit_with_same_answer(make_client, redis_server):
     r = redis.Redis(port=redis_server.port)
     keys = r.keys("xmlc:pred:*")
     assert len(keys) == 2 and 0 < r.ttl(keys[0]) <= 3600
+
+
+def test_title_line_is_part_of_the_key(make_client, redis_server):
+    # The first line is the title field: the same words with a title are another input, never a hit.
+    client = make_client(redis_url=redis_server.url, local_cache_size=0)
+    plain = client.post("/predict", json=DOC)
+    titled = client.post("/predict", json={**DOC, "title": "wa", "text": "wb wc wd we"})
+    assert plain.headers["X-Cache"] == "miss" and titled.headers["X-Cache"] == "miss"
+    again = client.post("/predict", json={**DOC, "title": " wa ", "text": "wb  wc wd\nwe"})
+    assert again.headers["X-Cache"] == "hit" and again.json() == titled.json()
 
 
 def test_batch_partial_hits(make_client, redis_server):
@@ -44,7 +54,10 @@ def test_batch_partial_hits(make_client, redis_server):
 
 def test_key_depends_on_model_version_and_options():
     base = cache_key("v1", "some text", 5, None)
-    assert base == cache_key("v1", " some   text ", 5, None)
+    assert base == cache_key("v1", " some   text ", 5, None) == cache_key("v1", "some text\n \n", 5, None)
+    # The first line (the title field) stays apart from the rest: moving the break changes the key.
+    assert cache_key("v1", "a\nb c", 5, None) == cache_key("v1", " a \n\n b\tc", 5, None)
+    assert len({cache_key("v1", t, 5, None) for t in ("a b c", "a\nb c", "a b\nc", "\na b c")}) == 4
     assert (
         len(
             {
