@@ -34,7 +34,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from app.settings import Settings
 from bench.service_load import WRK_LUA, WrkSettings, load_bodies, run_fixed_rate, run_wrk, tagged
+from bench.service_model import model_ceiling, texts_of
 from bench.service_report import method_text, render, show_run, targets
 from bench.service_servers import ROOT, check_predict, flush_redis, prewarm, redis_problem, start_server
 
@@ -120,6 +122,17 @@ def main(argv: list[str] | None = None) -> int:
         f"the {os.cpu_count()} cores with the server",
         flush=True,
     )
+
+    # The model alone first, on a quiet machine: the ceiling of (b) whatever the HTTP layer does.
+    defaults = Settings()
+    batch_size = int(extra_env.get("XMLC_BATCH_MAX_SIZE", defaults.batch_max_size))
+    workers = int(extra_env.get("XMLC_BATCH_WORKERS", defaults.batch_workers))
+    texts = texts_of(bodies)
+    model: list[dict[str, Any]] = []
+    for n in sorted({1, workers}):
+        print(f"model alone, batches of {batch_size}, {n} thread(s) ...", flush=True)
+        model.append(model_ceiling(args.bundle, texts, batch_size, n, min(args.duration, 10), args.k))
+        print(f"    {model[-1]['docs_per_s']:.0f} docs/s, {model[-1]['cores']:.2f} cores", flush=True)
 
     runs: dict[str, dict[str, Any]] = {}
     servers: list[str] = []
@@ -220,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         "server_log_problems": server_logs,
         "runs": runs,
         "fixed_rate": fixed,
+        "model_alone": model,
         "method": method_text(settings, len(bodies), mean_kb),
     }
     report["targets"] = targets(report)

@@ -66,6 +66,7 @@ def render(report: dict[str, Any]) -> str:
         + (f" (first: `{samples[0]}`)" if samples else "")
         + ".",
         "",
+        *model_lines(report),
         "Targets: "
         + "; ".join(f"{t['name']}: {t['value']} {'PASS' if t['ok'] else 'FAIL'}" for t in report["targets"])
         + ".",
@@ -79,6 +80,28 @@ def render(report: dict[str, Any]) -> str:
         "```",
     ]
     return "\n".join(lines)
+
+
+def model_lines(report: dict[str, Any]) -> list[str]:
+    """The model alone (`bench.service_model`): the ceiling of (b), as a share of (a)."""
+    model = report.get("model_alone") or []
+    if not model:
+        return []
+    a_rps = report["runs"]["a"]["rps"]
+    parts = [
+        f"{m['docs_per_s']:.0f} documents/s with {m['workers']} thread{'s' if m['workers'] > 1 else ''} "
+        f"({m['docs_per_s'] / a_rps:.2f} of (a); {m['ms_per_doc']:.2f} ms a document, {m['cores']:.2f} "
+        f"cores)"
+        for m in model
+    ]
+    best = max(m["docs_per_s"] for m in model)
+    return [
+        f"The model alone, no HTTP (`bench/service_model.py`: `Pipeline.predict_batch` on the same "
+        f"documents in batches of {model[0]['batch_size']}, the service's batch size, for "
+        f"{model[0]['seconds']:.0f} s before the servers start): " + "; ".join(parts) + ". Every request "
+        f"of (b) needs the model, so (b) cannot exceed {best:.0f} requests/s, {best / a_rps:.2f} of (a).",
+        "",
+    ]
 
 
 RUNS = (
