@@ -3,8 +3,9 @@
 Requests put their documents on a bounded queue; one collector takes up to ``max_size`` documents
 (waiting at most ``max_wait_s`` for more once the first arrived), runs the model in a worker thread and
 hands each request its rows. Up to ``workers`` model calls run at once: the model's numpy, scipy and
-onnxruntime work releases the GIL, so two calls use two cores (measured 1.7x the documents/s of one call
-at a time on EURLEX57K, BENCHMARKS.md). A full queue raises `Overloaded`, which the API answers with 429.
+onnxruntime work releases the GIL, so two calls use two cores (the EURLEX57K bundles answer 1.6x the
+documents/s of one call at a time, BENCHMARKS.md; a model that is mostly Python would gain nothing).
+A full queue raises `Overloaded`, which the API answers with 429.
 """
 
 from __future__ import annotations
