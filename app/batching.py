@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from xmlc.doc import Doc
+
 
 class Overloaded(Exception):
     """The queue is full: the caller should retry later."""
@@ -24,18 +26,18 @@ class Overloaded(Exception):
 
 @dataclass
 class _Job:
-    texts: list[str]
+    docs: list[Doc]
     k: int
     future: asyncio.Future[Any]
     results: list[Any] = field(default_factory=list)
 
 
 class MicroBatcher:
-    """``run(texts, k)`` is called with the documents of several requests and returns one result a text."""
+    """``run(docs, k)`` is called with the documents of several requests and returns one result each."""
 
     def __init__(
         self,
-        run: Callable[[list[str], int], list[Any]],
+        run: Callable[[list[Doc], int], list[Any]],
         max_size: int,
         max_wait_s: float,
         queue_max: int,
@@ -66,18 +68,18 @@ class MicroBatcher:
                 await task
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def submit(self, texts: list[str], k: int) -> list[Any]:
-        if self._pending_docs + len(texts) > self.queue_max:
+    async def submit(self, docs: list[Doc], k: int) -> list[Any]:
+        if self._pending_docs + len(docs) > self.queue_max:
             raise Overloaded(f"{self._pending_docs} documents already waiting")
-        job = _Job(texts, k, asyncio.get_running_loop().create_future())
-        self._pending_docs += len(texts)
+        job = _Job(docs, k, asyncio.get_running_loop().create_future())
+        self._pending_docs += len(docs)
         self.on_depth(self._pending_docs)
         self._queue.put_nowait(job)
         return await job.future
 
     async def _collect(self) -> list[_Job]:
         jobs = [await self._queue.get()]
-        size = len(jobs[0].texts)
+        size = len(jobs[0].docs)
         deadline = asyncio.get_running_loop().time() + self.max_wait_s
         while size < self.max_size:
             try:
@@ -91,7 +93,7 @@ class MicroBatcher:
                 except TimeoutError:
                     break
             jobs.append(job)
-            size += len(job.texts)
+            size += len(job.docs)
         return jobs
 
     async def _loop(self) -> None:
@@ -105,10 +107,10 @@ class MicroBatcher:
             call.add_done_callback(lambda _: free.release())
 
     async def _call(self, jobs: list[_Job]) -> None:
-        texts = [t for job in jobs for t in job.texts]
+        docs = [d for job in jobs for d in job.docs]
         k = max(job.k for job in jobs)
         try:
-            results = await asyncio.get_running_loop().run_in_executor(self._executor, self.run, texts, k)
+            results = await asyncio.get_running_loop().run_in_executor(self._executor, self.run, docs, k)
         except Exception as e:  # the model failed: every waiting request gets the error
             for job in jobs:
                 if not job.future.done():
@@ -117,8 +119,8 @@ class MicroBatcher:
             start = 0
             for job in jobs:
                 if not job.future.done():
-                    job.future.set_result(results[start : start + len(job.texts)])
-                start += len(job.texts)
+                    job.future.set_result(results[start : start + len(job.docs)])
+                start += len(job.docs)
         finally:
-            self._pending_docs -= sum(len(job.texts) for job in jobs)
+            self._pending_docs -= sum(len(job.docs) for job in jobs)
             self.on_depth(self._pending_docs)

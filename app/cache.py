@@ -19,23 +19,25 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from app.metrics import ServiceMetrics
+from xmlc.doc import Doc
 
 log = logging.getLogger("xmlc.cache")
 
 
-def cache_key(version: str, text: str, k: int, threshold: float | None) -> str:
-    """Whitespace is normalised (the featurizer ignores it), nothing else: same answer, same key.
+def cache_key(version: str, doc: Doc, k: int, threshold: float | None) -> str:
+    """What the model reads of ``doc`` (`Doc.normalised`: heading and body, whitespace made one space),
+    nothing else: same answer, same key.
 
-    The first line stays apart from the rest: the featurizer reads it a second time as the title field,
-    so moving a line break can change the answer and must change the key. Built from length-prefixed
-    parts (no JSON encoding of the text): this runs on the event loop for every request.
+    The heading stays apart from the body: the featurizer reads it a second time as the title field, so
+    a word moved between title and text changes the answer and must change the key. Built from
+    length-prefixed parts (no JSON encoding of the text): this runs on the event loop for every request.
     """
-    title, _, rest = text.partition("\n")
-    title, rest = " ".join(title.split()), " ".join(rest.split())
-    normalised = f"{title}\n{rest}" if rest else title
-    head = f"{len(version)}:{version}|{k}|{threshold!r}|"
+    heading, body = doc.normalised()
+    head = f"{len(version)}:{version}|{k}|{threshold!r}|{len(heading)}:"
     h = hashlib.sha256(head.encode())
-    h.update(normalised.encode("utf-8", "surrogatepass"))
+    h.update(heading.encode("utf-8", "surrogatepass"))
+    h.update(b"|")
+    h.update(body.encode("utf-8", "surrogatepass"))
     return "xmlc:pred:" + h.hexdigest()
 
 

@@ -21,13 +21,13 @@ It stays correct because:
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.auth import key_matches
 from app.metrics import ServiceMetrics
 from app.middleware import replay_body
 
@@ -163,7 +163,7 @@ class LocalCacheMiddleware:
         content_type = types[0] if len(types) == 1 else b"\n".join(types)  # header values hold no newline
         if self.api_key is None:
             return content_type, True
-        return content_type, len(keys) == 1 and hmac.compare_digest(keys[0], self.api_key)
+        return content_type, len(keys) == 1 and key_matches(keys[0], self.api_key)
 
     def _recorder(self, scope: Scope, send: Send, key: bytes, version: str) -> Send:
         """A ``send`` that passes everything on and stores a whole 200 answer of ``version``."""

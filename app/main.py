@@ -13,14 +13,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app.batching import MicroBatcher
 from app.cache import PredictionCache
 from app.local_cache import LocalCache, LocalCacheMiddleware
 from app.metrics import ServiceMetrics
 from app.middleware import BodyLimitMiddleware, MetricsMiddleware
+from app.predictor import Predictor
 from app.routes import router
 from app.settings import Settings
-from app.state import ServiceState
 
 log = logging.getLogger("xmlc.service")
 
@@ -33,37 +32,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = ServiceState(settings=settings, metrics=metrics, local_cache=local_cache)
-        app.state.xmlc = state
+        cache = None
         if settings.redis_url:
-            state.cache = PredictionCache(
+            cache = PredictionCache(
                 settings.redis_url,
                 settings.cache_ttl_s,
                 settings.cache_timeout_s,
                 settings.cache_retry_s,
                 metrics,
             )
-        state.batcher = MicroBatcher(
-            state.run_model,
-            settings.batch_max_size,
-            settings.batch_max_wait_ms / 1000,
-            settings.queue_max,
-            metrics.queue_depth.set,
-            settings.batch_workers,
-        )
-        state.batcher.start()
-        await state.reload(settings.bundle)  # a bundle that does not load stops the start-up, loudly
+        predictor = Predictor(settings, metrics, cache, local_cache)
+        app.state.predictor = predictor
+        await predictor.start()  # a bundle that does not load stops the start-up, loudly
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload_on_signal(state)))
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload_on_signal(predictor)))
         try:
             yield
         finally:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGHUP)
-            await state.batcher.stop()
-            if state.cache:
-                await state.cache.close()
+            await predictor.stop()
 
     app = FastAPI(
         title="xmlc-serve",
@@ -71,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.state.settings = settings
     app.include_router(router)
 
     @app.exception_handler(RequestValidationError)
@@ -82,9 +72,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": errors}, status_code=422)
 
     def loaded_version() -> str | None:
-        state: ServiceState | None = getattr(app.state, "xmlc", None)
-        pipeline = state.pipeline if state is not None else None
-        return pipeline.version if pipeline is not None else None
+        predictor: Predictor | None = getattr(app.state, "predictor", None)
+        model = predictor.model if predictor is not None else None
+        return model.version if model is not None else None
 
     # Outermost last: metrics, then the body limit, then the local answer cache, then FastAPI.
     app.add_middleware(
@@ -99,12 +89,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _reload_on_signal(state: ServiceState) -> None:
-    path = state.bundle_path or state.settings.bundle
+async def _reload_on_signal(predictor: Predictor) -> None:
     try:
-        await state.reload(path)
+        await predictor.reload()
     except Exception as e:  # keep serving the old model
-        log.error("SIGHUP reload of %s failed, keeping the current model: %s", path, e)
+        log.error("SIGHUP reload of %s failed, keeping the current model: %s", predictor.bundle_path, e)
 
 
 def app_from_env() -> FastAPI:

@@ -6,7 +6,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from xmlc.data import join_title
+from xmlc.doc import Doc
 
 
 class DocumentIn(BaseModel):
@@ -15,8 +15,8 @@ class DocumentIn(BaseModel):
     text: str = Field(description="Document body.", examples=["Council regulation on fishing quotas"])
     title: str = Field(
         "",
-        description="Optional title, put in front of the text on a line of its own. Models read that first "
-        "line as a separate title field too; without a title, the text's first line plays that part.",
+        description="Optional title. Models read it with the text and again as a separate title field; "
+        "without a title, the text's first line plays that part.",
     )
 
     @field_validator("text")
@@ -27,8 +27,8 @@ class DocumentIn(BaseModel):
         return v
 
     @property
-    def full_text(self) -> str:
-        return join_title(self.title, self.text)
+    def doc(self) -> Doc:
+        return Doc(self.text, self.title)
 
 
 class PredictRequest(BaseModel):
@@ -62,11 +62,11 @@ class PredictRequest(BaseModel):
             raise ValueError("'documents' is empty")
         return self
 
-    def docs(self) -> list[DocumentIn]:
+    def docs(self) -> list[Doc]:
         if self.documents is not None:
-            return self.documents
+            return [d.doc for d in self.documents]
         assert self.text is not None
-        return [DocumentIn(text=self.text, title=self.title or "")]
+        return [Doc(self.text, self.title or "")]
 
 
 class LabelOut(BaseModel):

@@ -36,7 +36,7 @@ from typing import Any
 
 from app.settings import Settings
 from bench.service_load import WRK_LUA, WrkSettings, load_bodies, run_fixed_rate, run_wrk, tagged
-from bench.service_model import model_ceiling, texts_of
+from bench.service_model import docs_of, model_ceiling
 from bench.service_report import method_text, render, show_run, targets
 from bench.service_servers import ROOT, check_predict, flush_redis, prewarm, redis_problem, start_server
 
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     defaults = Settings()
     batch_size = int(extra_env.get("XMLC_BATCH_MAX_SIZE", defaults.batch_max_size))
     workers = int(extra_env.get("XMLC_BATCH_WORKERS", defaults.batch_workers))
-    texts = texts_of(bodies)
+    texts = docs_of(bodies)
     model: list[dict[str, Any]] = []
     for n in sorted({1, workers}):
         print(f"model alone, batches of {batch_size}, {n} thread(s) ...", flush=True)

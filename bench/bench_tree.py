@@ -1,7 +1,7 @@
 """Benchmark: xmlc bundles (tree, tree+ranker, hnsw+ranker, ...) against PECOS XR-Linear and other peers.
 
 Same run, same machine: our model is trained from raw text with `xmlc train` in a child process (wall
-time and peak RSS of the largest process), then scored on dev through `Pipeline` (raw text in, labels
+time and peak RSS of the largest process), then scored on dev through `load_model` (raw text in, labels
 out). The peers run on the scikit-learn TF-IDF of PEERS.md. Results go to bench/out/*.json and into
 BENCHMARKS.md between markers. Skips cleanly when the data is absent.
 
@@ -30,7 +30,10 @@ import numpy as np
 
 from bench.peers import dir_bytes
 from xmlc.data import read_documents
-from xmlc.evaluation import evaluate_pipeline
+from xmlc.doc import Doc
+from xmlc.evaluation import evaluate_model
+from xmlc.loader import load_model
+from xmlc.model import Model
 from xmlc.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,13 +46,13 @@ PEAK_RSS_WRAPPER = (
 )
 
 
-def hnsw_recall(pipeline: Pipeline, texts: list[str], truths: list[list[str]], k: int = 100) -> float:
+def hnsw_recall(pipeline: Pipeline, docs: list[Doc], truths: list[list[str]], k: int = 100) -> float:
     """Share of the true labels found by exact top-k search that the HNSW top-k also holds."""
     from xmlc.hnsw import HnswShortlister, shortlist_recall
 
-    assert isinstance(pipeline.shortlister, HnswShortlister) and pipeline.ranker is not None
-    h = pipeline.ranker.encode(pipeline.featurizer.transform(texts))
-    found, _ = pipeline.shortlister.shortlist(h, k)
+    assert isinstance(pipeline.shortlister, HnswShortlister)
+    h = pipeline.batch(docs).vectors()
+    found, _ = pipeline.shortlister.search(h, k)
     exact, _ = pipeline.shortlister.exact(h, k)
     index = pipeline.labels.index
     truth = [{index[x] for x in t if x in index} for t in truths]
@@ -127,21 +130,23 @@ def run_ensemble(data: Path, out_dir: Path, method: str, rows: list[dict[str, An
 
 def score_bundle(bundle: Path, data: Path, n_single: int = 300) -> dict[str, Any]:
     """Accuracy on dev, batch throughput and single-document latency from raw text, bundle size."""
-    pipeline = Pipeline.load(bundle)
+    model: Model = load_model(bundle)
     docs, _ = read_documents(data / "dev.jsonl.gz")
-    texts = [d.full_text for d in docs]
+    texts = [d.doc for d in docs]
     truths = [list(d.labels) for d in docs]
-    report, _ = evaluate_pipeline(pipeline, texts, truths, recall_ks=(10, 50, 100))
-    recall_vs_exact = hnsw_recall(pipeline, texts, truths) if pipeline.kind.startswith("hnsw") else None
+    report, _ = evaluate_model(model, texts, truths, recall_ks=(10, 50, 100))
+    recall_vs_exact = None
+    if isinstance(model, Pipeline) and model.kind.startswith("hnsw"):
+        recall_vs_exact = hnsw_recall(model, texts, truths)
     # Batch throughput at the depth users ask for (top 10), raw text in, labels out.
     t0 = time.perf_counter()
-    pipeline.predict(texts, k=10)
+    model.predict(texts, k=10)
     batch_ms = (time.perf_counter() - t0) / len(texts) * 1000
-    pipeline.warm_up()
+    model.warm_up()
     lat = []
     for text in texts[:n_single]:
         t = time.perf_counter()
-        pipeline.predict([text], k=10)
+        model.predict([text], k=10)
         lat.append((time.perf_counter() - t) * 1000)
     return {
         "metrics": report.metrics,

@@ -1,7 +1,7 @@
 """The model alone, no HTTP: how many documents a second the bundle answers on this machine.
 
 Why: `bench.bench_service` asks the service for a share of a do-nothing endpoint's requests/s on cache
-misses, and every miss needs the model. Timing `Pipeline.predict_batch` on the same documents, in the
+misses, and every miss needs the model. Timing `Model.predict_batch` on the same documents, in the
 service's batch size and with its number of model threads, gives the ceiling that no HTTP layer can beat:
 if the model alone answers N documents a second, (b) cannot exceed N requests a second.
 """
@@ -15,28 +15,28 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from xmlc.data import join_title
-from xmlc.pipeline import Pipeline
+from xmlc.doc import Doc
+from xmlc.loader import load_model
 
 
-def texts_of(bodies: list[str]) -> list[str]:
-    """The pipeline inputs the service builds from the benchmark's request bodies."""
+def docs_of(bodies: list[str]) -> list[Doc]:
+    """The documents the service builds from the benchmark's request bodies."""
     out = []
     for body in bodies:
         d = json.loads(body)
-        out.append(join_title(d.get("title") or "", d["text"]))
+        out.append(Doc(d["text"], d.get("title") or ""))
     return out
 
 
 def model_ceiling(
-    bundle: Path, texts: list[str], batch_size: int, workers: int, seconds: float, k: int = 5
+    bundle: Path, texts: list[Doc], batch_size: int, workers: int, seconds: float, k: int = 5
 ) -> dict[str, Any]:
-    """Documents/s of `Pipeline.predict_batch` in batches of ``batch_size`` on ``workers`` threads.
+    """Documents/s of `Model.predict_batch` in batches of ``batch_size`` on ``workers`` threads.
 
     The threads take consecutive batches of ``texts`` (cycling) until ``seconds`` have passed; CPU is
     the process's user + system time over the same span (1.00 = one core busy all the time).
     """
-    pipeline = Pipeline.load(bundle)
+    pipeline = load_model(bundle)
     pipeline.warm_up()
     batches = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
     pipeline.predict_batch(batches[0], k)

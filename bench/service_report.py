@@ -96,7 +96,7 @@ def model_lines(report: dict[str, Any]) -> list[str]:
     ]
     best = max(m["docs_per_s"] for m in model)
     return [
-        f"The model alone, no HTTP (`bench/service_model.py`: `Pipeline.predict_batch` on the same "
+        f"The model alone, no HTTP (`bench/service_model.py`: `Model.predict_batch` on the same "
         f"documents in batches of {model[0]['batch_size']}, the service's batch size, for "
         f"{model[0]['seconds']:.0f} s before the servers start): " + "; ".join(parts) + ". Every request "
         f"of (b) needs the model, so (b) cannot exceed {best:.0f} requests/s, {best / a_rps:.2f} of (a).",

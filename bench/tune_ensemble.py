@@ -25,9 +25,10 @@ import numpy as np
 
 from bench.tune_ranker import ROOT, report, split_documents
 from xmlc.data import read_documents, write_documents
+from xmlc.doc import Doc
 from xmlc.ensemble import DEFAULT_DEPTH, merge_top_k
+from xmlc.loader import load_model
 from xmlc.metrics import Propensity
-from xmlc.pipeline import Pipeline
 
 
 def weight_grid(n: int, step: float) -> list[tuple[float, ...]]:
@@ -41,12 +42,12 @@ def weight_grid(n: int, step: float) -> list[tuple[float, ...]]:
 
 
 def member_lists(
-    bundle: Path, texts: list[str], depth: int = DEFAULT_DEPTH
+    bundle: Path, docs: list[Doc], depth: int = DEFAULT_DEPTH
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """A trained member's top ``depth`` on ``texts``, with its label ids (index -> id)."""
-    pipeline = Pipeline.load(bundle)
-    res = pipeline.predict_batch(texts, depth)
-    return res.indices, res.scores, list(pipeline.labels.ids)
+    """A trained member's top ``depth`` on ``docs``, with its label ids (index -> id)."""
+    model = load_model(bundle)
+    res = model.predict_batch(docs, depth)
+    return res.indices, res.scores, list(model.labels.ids)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     fit_file = args.out / "fit.jsonl.gz"
     if not fit_file.is_file():
         write_documents(fit_file, fit_docs)
-    texts = [d.full_text for d in ho_docs]
+    texts = [d.doc for d in ho_docs]
     truths = [list(d.labels) for d in ho_docs]
     lists = []
     for method in methods:

@@ -1,68 +1,84 @@
-"""Export the AttentionXML-like model to ONNX (encoder + one scorer per level) and check parity.
+"""The AttentionXML-like network to the runtime `AttentionShortlister` (encoder + one graph per level).
 
-The parity check scores real training documents through the serving class (`AttentionShortlister`) and
-through torch, over the same candidates, and refuses the export above the tolerance.
+The parity check scores real training documents through the runtime part and through torch, over the
+same candidates, and refuses the export above the tolerance.
 """
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import asdict
-from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
-from model_export.onnx_export import OPSET, PARITY_TOLERANCE, ParityError
-from training.attention_xml import AttentionNet, ExportedEncoder, ExportedLevel
-from xmlc.attention import (
-    CLUSTER_FILE,
-    ENCODER_FILE,
-    LABEL_FILE,
-    AttentionConfig,
-    AttentionShortlister,
-    write_arrays,
-)
-from xmlc.tree import label_clusters
+from model_export.onnx_graph import check_parity, export_record, to_onnx
+from xmlc.attention import AttentionConfig, AttentionShortlister
+from xmlc.onnx_session import OnnxSession
+from xmlc.topk import label_clusters
 
 
-def export_attention(net: AttentionNet, folder: Path) -> None:
-    net = net.eval()
-    ids = torch.ones((2, 7), dtype=torch.int64)
-    with torch.no_grad():
-        hidden = net.encode(ids)
-    cand = torch.zeros((2, 3), dtype=torch.int64)
-    seq = {0: "batch", 1: "words"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            ExportedEncoder(net).eval(),  # a wrapper is in training mode: dropout would be exported
-            (ids,),
-            str(folder / ENCODER_FILE),
-            input_names=["word_ids"],
-            output_names=["hidden"],
-            dynamic_axes={"word_ids": seq, "hidden": seq},
-            opset_version=OPSET,
-            dynamo=False,
-        )
-        for level, name in ((0, CLUSTER_FILE), (1, LABEL_FILE)):
-            torch.onnx.export(
-                ExportedLevel(net, level).eval(),
-                (hidden, ids, cand),
-                str(folder / name),
-                input_names=["hidden", "word_ids", "cand_ids"],
-                output_names=["logits"],
-                dynamic_axes={"hidden": seq, "word_ids": seq, "cand_ids": {0: "batch", 1: "candidates"}},
-                opset_version=OPSET,
-                dynamo=False,
-            )
+class AttentionNetLike(Protocol):
+    """What the export needs of the training network (`training.attention_xml.AttentionNet`)."""
+
+    def encode(self, word_ids: torch.Tensor) -> torch.Tensor: ...
+
+    def attend(
+        self, level: int, hidden: torch.Tensor, word_ids: torch.Tensor, cand: torch.Tensor
+    ) -> torch.Tensor: ...
+
+
+class ExportedEncoder(nn.Module):
+    def __init__(self, net: AttentionNetLike) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, word_ids: torch.Tensor) -> torch.Tensor:
+        return self.net.encode(word_ids)
+
+
+class ExportedLevel(nn.Module):
+    def __init__(self, net: AttentionNetLike, level: int) -> None:
+        super().__init__()
+        self.net = net
+        self.level = level
+
+    def forward(self, hidden: torch.Tensor, word_ids: torch.Tensor, cand_ids: torch.Tensor) -> torch.Tensor:
+        return self.net.attend(self.level, hidden, word_ids, cand_ids)
 
 
 @torch.no_grad()
-def parity_check(
-    net: AttentionNet, model: AttentionShortlister, word_ids: np.ndarray, tolerance: float = PARITY_TOLERANCE
-) -> float:
+def export_attention(
+    net: AttentionNetLike,
+    word_map: np.ndarray,
+    members: np.ndarray,
+    config: AttentionConfig,
+    sample: np.ndarray,
+) -> AttentionShortlister:
+    """The runtime model of ``net``, checked on ``sample`` (padded word ids of training documents)."""
+    ids = torch.ones((2, 7), dtype=torch.int64)
+    hidden = ExportedEncoder(net).eval()(ids)  # the wrappers export in eval mode: no dropout
+    cand = torch.zeros((2, 3), dtype=torch.int64)
+    seq = {0: "batch", 1: "words"}
+    encoder = to_onnx(ExportedEncoder(net), (ids,), {"word_ids": seq}, {"hidden": seq})
+    levels = [
+        to_onnx(
+            ExportedLevel(net, level),
+            (hidden, ids, cand),
+            {"hidden": seq, "word_ids": seq, "cand_ids": {0: "batch", 1: "candidates"}},
+            {"logits": {}},
+        )
+        for level in (0, 1)
+    ]
+    model = AttentionShortlister(
+        OnnxSession(encoder), OnnxSession(levels[0]), OnnxSession(levels[1]), word_map, members, config
+    )
+    model.export_info = export_record(parity_check(net, model, sample))
+    return model
+
+
+@torch.no_grad()
+def parity_check(net: AttentionNetLike, model: AttentionShortlister, word_ids: np.ndarray) -> float:
     """Max |torch - onnxruntime| over the final candidate scores of ``word_ids``."""
     cand, onnx_scores = model.score(word_ids)
     ids = torch.from_numpy(word_ids)
@@ -74,37 +90,6 @@ def parity_check(
     torch_scores = np.where(
         cand >= 0, np.take_along_axis(c_prob, cluster_of[np.maximum(cand, 0)], axis=1) * l_prob, -1.0
     )
-    diff = float(np.abs(torch_scores - onnx_scores).max()) if cand.size else 0.0
-    if not diff <= tolerance:
-        raise ParityError(f"ONNX attention model differs from torch by {diff:.3g} (tolerance {tolerance:g})")
-    return diff
-
-
-class AttentionWriter:
-    """Stands in for the shortlister when the bundle is written: exports, reloads, checks parity.
-
-    ``meta`` is the manifest's shortlister entry; the parity figure is added to it when the files are
-    written (the manifest is written after the files).
-    """
-
-    kind = AttentionShortlister.kind
-
-    def __init__(
-        self,
-        net: AttentionNet,
-        word_map: np.ndarray,
-        members: np.ndarray,
-        config: AttentionConfig,
-        sample: np.ndarray,
-    ) -> None:
-        self.net, self.word_map, self.members, self.config = net, word_map, members, config
-        self.sample = sample  # padded word ids of training documents, for the parity check
-        self.n_labels = config.n_labels
-        self.meta: dict[str, Any] = {"kind": self.kind, **asdict(config)}
-
-    def save(self, folder: Path) -> list[str]:
-        export_attention(self.net, folder)
-        files = write_arrays(folder, self.word_map, self.members, self.config)
-        diff = parity_check(self.net, AttentionShortlister.load(folder), self.sample)
-        self.meta.update(parity_max_abs_diff=diff, opset=OPSET)
-        return files
+    return check_parity(
+        "attention model", float(np.abs(torch_scores - onnx_scores).max()) if cand.size else 0.0
+    )

@@ -32,29 +32,30 @@ def corpus_files(tmp_path_factory: pytest.TempPathFactory, corpus) -> dict[str, 
     }
 
 
+def train_small(corpus_files: dict[str, Path], out: Path, method: str, **settings: object) -> Path:
+    """A bundle of ``method`` with ``settings`` (by name, `training.methods.configure`), on one core."""
+    from training.methods import configure
+    from training.train import train_bundle
+
+    params = configure(method, settings)
+    train_bundle(
+        corpus_files["train"], out, params, labels_path=corpus_files["labels"], n_jobs=1, progress=False
+    )
+    return out
+
+
 @pytest.fixture(scope="session")
 def tree_bundle(tmp_path_factory: pytest.TempPathFactory, corpus_files) -> Path:
-    from training.clustering import ClusterParams
-    from training.train import TrainConfig, train_bundle
-
     out = tmp_path_factory.mktemp("bundles") / "tree"
-    config = TrainConfig.for_method("tree", n_jobs=1).with_tree(branching=4, leaf_size=8)
-    assert config.tree.cluster == ClusterParams(branching=4, leaf_size=8)
-    train_bundle(corpus_files["train"], out, config, labels_path=corpus_files["labels"], progress=False)
-    return out
+    return train_small(corpus_files, out, "tree", branching=4, leaf_size=8)
 
 
 def _two_stage_bundle(tmp_path_factory: pytest.TempPathFactory, corpus_files, method: str) -> Path:
-    from training.train import TrainConfig, train_bundle
-
     out = tmp_path_factory.mktemp("bundles") / method.replace("+", "-")
-    config = (
-        TrainConfig.for_method(method, n_jobs=1)
-        .with_tree(branching=4, leaf_size=8)
-        .with_ranker(dim=32, epochs=8, n_candidates=32)
-    )
-    train_bundle(corpus_files["train"], out, config, labels_path=corpus_files["labels"], progress=False)
-    return out
+    settings = {"dim": 32, "epochs": 8, "n_candidates": 32}
+    if method == "tree+ranker":
+        settings.update(branching=4, leaf_size=8)
+    return train_small(corpus_files, out, method, **settings)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,28 +19,16 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from model_export.attention_export import export_attention
+from training.clustering import cluster_members
+from training.dataset import TrainingSet
 from training.optim import clipped_step
-from xmlc.featurizer import TfidfFeaturizer
-from xmlc.tree import label_clusters
+from training.params import AttentionParams
+from xmlc.attention import AttentionConfig, AttentionShortlister, pad_word_ids
+from xmlc.topk import label_clusters
 
 MASKED = -1e4  # attention score of padding positions
-
-
-@dataclass(frozen=True)
-class AttentionParams:
-    max_len: int = 256  # words per document
-    max_words: int = 60_000  # most frequent vocabulary words the model embeds
-    emb_dim: int = 128
-    hidden: int = 96  # per LSTM direction
-    n_clusters: int = 128  # clusters of the tree's first level
-    train_beam: int = 8  # predicted clusters whose labels level 2 trains on
-    beam: int = 10  # clusters whose labels are scored at prediction time
-    epochs: int = 2
-    batch_size: int = 32
-    lr: float = 5e-3  # one-cycle peak: few epochs on a CPU budget
-    dropout: float = 0.2
-    max_docs: int = 0  # train on a random subset of this many documents (0: all), a time budget
-    seed: int = 0
+PARITY_DOCS = 32  # training documents whose scores check the export
 
 
 class AttentionNet(nn.Module):
@@ -78,30 +65,11 @@ class AttentionNet(nn.Module):
         return (z * self.out[level](cand)).sum(-1) + self.bias[level](cand).squeeze(-1)
 
 
-class ExportedEncoder(nn.Module):
-    def __init__(self, net: AttentionNet) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, word_ids: torch.Tensor) -> torch.Tensor:
-        return self.net.encode(word_ids)
-
-
-class ExportedLevel(nn.Module):
-    def __init__(self, net: AttentionNet, level: int) -> None:
-        super().__init__()
-        self.net = net
-        self.level = level
-
-    def forward(self, hidden: torch.Tensor, word_ids: torch.Tensor, cand_ids: torch.Tensor) -> torch.Tensor:
-        return self.net.attend(self.level, hidden, word_ids, cand_ids)
-
-
-def word_map(featurizer: TfidfFeaturizer, sequences: list[np.ndarray], max_words: int) -> np.ndarray:
+def word_map(n_vocabulary: int, sequences: list[np.ndarray], max_words: int) -> np.ndarray:
     """Vocabulary id -> model word id (1..n, by corpus frequency; 0 for words the model leaves out)."""
-    freq = np.bincount(np.concatenate(sequences), minlength=featurizer.dim) if sequences else np.zeros(0)
+    freq = np.bincount(np.concatenate(sequences), minlength=n_vocabulary) if sequences else np.zeros(0)
     keep = np.argsort(-freq, kind="stable")[: min(max_words, int((freq > 0).sum()))]
-    out = np.zeros(featurizer.dim, dtype=np.int64)
+    out = np.zeros(n_vocabulary, dtype=np.int64)
     out[keep] = np.arange(1, len(keep) + 1)
     return out
 
@@ -171,3 +139,21 @@ def train_attention(
         bar.set_postfix(loss=f"{total / n:.4f}", epoch_s=f"{time.perf_counter() - t0:.0f}")
     bar.close()
     return net.eval()
+
+
+def fit_attention(data: TrainingSet, params: AttentionParams) -> AttentionShortlister:
+    """Word ids from the featurizer's vocabulary, the one-level PIFA tree, both levels' training, export."""
+    sequences = [data.featurizer.word_ids(d.body) for d in data.docs]
+    mapping = word_map(data.featurizer.dim, sequences, params.max_words)
+    word_ids = pad_word_ids(sequences, mapping, params.max_len)
+    members = cluster_members(data.X, data.Y, params.n_clusters, params.seed)
+    n_words = int(mapping.max(initial=0))
+    net = train_attention(word_ids, data.Y, members, n_words, params, data.n_jobs, data.progress)
+    config = AttentionConfig(
+        max_len=params.max_len,
+        n_words=n_words,
+        n_clusters=members.shape[0],
+        n_labels=data.Y.shape[1],
+        beam=params.beam,
+    )
+    return export_attention(net, mapping, members, config, word_ids[:PARITY_DOCS])

@@ -16,16 +16,7 @@ import scipy.sparse as sp
 from sklearn.cluster import KMeans
 from sklearn.preprocessing import normalize
 
-
-@dataclass(frozen=True)
-class ClusterParams:
-    """Tree shape: ``branching`` children per node, leaf clusters of at most ``leaf_size`` labels."""
-
-    branching: int = 16
-    leaf_size: int = 100
-    balanced: bool = True
-    max_iter: int = 20
-    seed: int = 0
+from training.params import ClusterParams
 
 
 @dataclass

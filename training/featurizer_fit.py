@@ -3,7 +3,8 @@
 Each worker tokenises a chunk into a local vocabulary and a count matrix; the parent merges the local
 vocabularies, picks the final one (min_df, max_df, then the most frequent ``max_features`` terms, as
 scikit-learn's TfidfVectorizer does) and weighs the counts with the same function the serving path uses.
-The corpus is therefore tokenised once, not twice (fit, then transform).
+The corpus is therefore tokenised once, not twice (fit, then transform). A document's body and its
+heading (the title field) are fitted the same way, each with its own vocabulary.
 """
 
 from __future__ import annotations
@@ -12,39 +13,15 @@ import multiprocessing as mp
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from xmlc.featurizer import (
-    FeaturizerConfig,
-    TfidfFeaturizer,
-    first_line,
-    join_fields,
-    smooth_idf,
-    tokenize,
-)
-
-
-@dataclass(frozen=True)
-class FeaturizerParams:
-    """Vocabulary selection; the defaults match the features the peers were measured on."""
-
-    min_df: int = 2
-    max_df: float = 0.5
-    max_features: int = 200_000
-    ngram_max: int = 2
-    sublinear_tf: bool = True
-    # The first line (the title) featurized again as its own field, with this weight against the text
-    # (0 = no title field) and its own vocabulary cap; min_df, max_df and n-grams as for the text.
-    title_weight: float = 1.0
-    title_max_features: int = 100_000
-
-    def __post_init__(self) -> None:
-        if self.title_weight < 0:
-            raise ValueError(f"title_weight must be >= 0, got {self.title_weight}")
+from training.params import FeaturizerParams
+from xmlc.doc import Doc
+from xmlc.featurizer import FeaturizerConfig, TfidfFeaturizer, join_fields, smooth_idf, tokenize
 
 
 def _count_chunk(
@@ -76,24 +53,31 @@ def _count_chunk(
 
 
 def fit_featurizer(
-    texts: Sequence[str],
+    docs: Sequence[Doc],
     params: FeaturizerParams | None = None,
     n_jobs: int | None = None,
     progress: bool = True,
 ) -> tuple[TfidfFeaturizer, sp.csr_matrix]:
-    """Fit the vocabulary and idf on ``texts`` and return the featurizer with the weighted training matrix.
+    """Fit the vocabulary and idf on ``docs`` and return the featurizer with the weighted training matrix.
 
-    With ``params.title_weight > 0`` the texts' first lines get a vocabulary and idf of their own (the
+    With ``params.title_weight > 0`` the documents' headings get a vocabulary and idf of their own (the
     title field, `xmlc.featurizer.join_fields`).
     """
     params = params or FeaturizerParams()
-    if params.title_weight > 0:
-        body, X = fit_featurizer(texts, replace(params, title_weight=0.0), n_jobs, progress)
-        title_params = replace(params, title_weight=0.0, max_features=params.title_max_features)
-        title, T = fit_featurizer([first_line(t) for t in texts], title_params, n_jobs, progress=False)
-        config = replace(body.config, title_weight=params.title_weight)
-        featurizer = TfidfFeaturizer(body.vocabulary, body.idf, config, title)
-        return featurizer, join_fields(X, T, params.title_weight)
+    body, X = fit_field([d.body for d in docs], params, n_jobs, progress)
+    if params.title_weight == 0:
+        return body, X
+    title_params = replace(params, max_features=params.title_max_features)
+    title, T = fit_field([d.heading for d in docs], title_params, n_jobs, progress=False)
+    config = replace(body.config, title_weight=params.title_weight)
+    featurizer = TfidfFeaturizer(body.vocabulary, body.idf, config, title)
+    return featurizer, join_fields(X, T, params.title_weight)
+
+
+def fit_field(
+    texts: Sequence[str], params: FeaturizerParams, n_jobs: int | None = None, progress: bool = True
+) -> tuple[TfidfFeaturizer, sp.csr_matrix]:
+    """One field's vocabulary and idf (no title field of its own), and its weighted rows of ``texts``."""
     config = FeaturizerConfig(ngram_max=params.ngram_max, sublinear_tf=params.sublinear_tf)
     n_jobs = max(1, n_jobs or os.cpu_count() or 1)
     n = len(texts)

@@ -12,14 +12,14 @@ that ``h . v_l`` scores label l. They differ in where V comes from and how U is 
 - ``leml``: W = U V^T fitted by alternating minimisation of ``||Y - X U V^T||^2 + lam (||U||^2 + ||V||^2)``:
   V in closed form given H = X U, then U by gradient epochs given V (Yu et al. 2014).
 
-The result is a `RankerNet` without MLP or prior: its label vectors go into the HNSW shortlister and its
-encoder and scorer into the ONNX graphs, exactly like ``hnsw+ranker`` (see ``training.two_stage``).
+The result is a `RankerNet` without the shortlister's score: its label vectors go into the HNSW
+shortlister and its encoder and scorer into the ONNX graphs, exactly like ``hnsw+ranker``
+(`training.two_stage.index_and_export`).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,35 +28,16 @@ from sklearn.utils.extmath import randomized_svd
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from training.ranker_model import RankerNet, RankerNetParams
-from training.ranker_train import MIN_STEPS_PER_EPOCH, bag_tensors
-
-KINDS = ("plst", "cplst", "svd", "leml")
-
-
-@dataclass(frozen=True)
-class LabelSpaceParams:
-    kind: str = "plst"
-    rank: int = 256
-    epochs: int = 6
-    batch_size: int = 256
-    lr: float = 1e-2
-    lam: float = 1e-3  # LEML's L2 weight (per document, on both factors)
-    x_components: int = 512  # CPLST: principal components of X that define the predictable part of Y
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"label-space kind must be one of {KINDS}, got {self.kind!r}")
-        if self.rank < 1 or self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("rank, epochs and batch_size must be >= 1")
+from training.params import LabelSpaceParams
+from training.ranker_model import RankerNet, bag_tensors
+from training.ranker_train import batch_size_for
 
 
 def label_basis(
     X: sp.csr_matrix, Y: sp.csr_matrix, params: LabelSpaceParams
 ) -> tuple[np.ndarray, np.ndarray]:
     """(labels x r) orthonormal label directions and their singular values, per ``params.kind``."""
-    r = min(params.rank, min(Y.shape) - 1) if min(Y.shape) > 1 else 1
+    r = min(params.dim, min(Y.shape) - 1) if min(Y.shape) > 1 else 1
     target: sp.csr_matrix | np.ndarray = Y.astype(np.float32)
     if params.kind == "cplst":
         k = max(1, min(params.x_components, min(X.shape) - 1))
@@ -69,7 +50,7 @@ def label_basis(
 
 
 def _net(n_features: int, V: np.ndarray) -> RankerNet:
-    net = RankerNet(n_features, V.shape[0], RankerNetParams(dim=V.shape[1], hidden=0, use_prior=False))
+    net = RankerNet(n_features, V.shape[0], V.shape[1], use_prior=False)
     with torch.no_grad():
         net.labels.weight.copy_(torch.from_numpy(V))
         net.label_bias.weight.zero_()
@@ -97,7 +78,7 @@ def fit_label_space(
         trainable.append(net.label_bias.weight)
     optim = torch.optim.SparseAdam(trainable, lr=params.lr)
     n = X.shape[0]
-    batch_size = min(params.batch_size, max(16, n // MIN_STEPS_PER_EPOCH))
+    batch_size = batch_size_for(n, params.batch_size)
     bar = tqdm(total=params.epochs, desc=params.kind, unit="epoch", disable=not progress)
     for _ in range(params.epochs):
         t0, total = time.perf_counter(), 0.0
@@ -133,7 +114,7 @@ def fit_label_space(
 def _leml_v_step(net: RankerNet, X: sp.csr_matrix, Y: sp.csr_matrix, lam: float) -> None:
     """V = Y^T H (H^T H + lam n I)^{-1}: the exact minimiser over V for the current U."""
     n = X.shape[0]
-    H = np.empty((n, net.params.dim), dtype=np.float64)
+    H = np.empty((n, net.dim), dtype=np.float64)
     for start in range(0, n, 4096):
         rows = np.arange(start, min(start + 4096, n))
         H[rows] = net.encode_bag(*bag_tensors(X, rows)).numpy()

@@ -11,7 +11,7 @@ import multiprocessing as mp
 import os
 import warnings
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -19,28 +19,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 from tqdm.auto import tqdm
 
-from training.clustering import ClusterParams, TreeLayout, build_layout, pifa
-from xmlc.tree import Tree, TreePredParams, TreeShortlister
-
-
-@dataclass(frozen=True)
-class LinearParams:
-    """One binary classifier per node: liblinear squared hinge, C, tolerance, bias and pruning threshold."""
-
-    C: float = 1.0
-    tol: float = 0.1
-    max_iter: int = 100
-    threshold: float = 0.1
-
-
-@dataclass(frozen=True)
-class TreeTrainParams:
-    cluster: ClusterParams = field(default_factory=ClusterParams)
-    linear: LinearParams = field(default_factory=LinearParams)
-    n_trees: int = 1
-    # > 0: retrain each tree's leaf classifiers on matcher-aware negatives from its top-`man_depth`
-    # shortlist of the training documents (`retrain_leaves_man`); 0: tree negatives only.
-    man_depth: int = 0
+from training.clustering import TreeLayout, build_layout, pifa
+from training.params import LinearParams, TreeParams
+from xmlc.tree import Tree, TreeShortlister
 
 
 def _membership(layout: TreeLayout) -> list[sp.csr_matrix]:
@@ -178,11 +159,10 @@ def train_tree(
     return Tree(layout.parents, layout.label_of_leaf, weights, bias)
 
 
-def train_tree_shortlister(
+def train_trees(
     X: sp.csr_matrix,
     Y: sp.csr_matrix,
-    params: TreeTrainParams,
-    pred_params: TreePredParams | None = None,
+    params: TreeParams,
     n_jobs: int | None = None,
     progress: bool = True,
 ) -> TreeShortlister:
@@ -190,97 +170,8 @@ def train_tree_shortlister(
     emb = pifa(X, Y)
     trees = []
     for i in range(params.n_trees):
-        cp = ClusterParams(**{**params.cluster.__dict__, "seed": params.cluster.seed + i})
-        layout = build_layout(emb, cp)
-        tree = train_tree(
-            X, Y, layout, params.linear, n_jobs, progress, desc=f"tree {i + 1}/{params.n_trees}"
+        layout = build_layout(emb, replace(params.cluster, seed=params.cluster.seed + i))
+        trees.append(
+            train_tree(X, Y, layout, params.linear, n_jobs, progress, desc=f"tree {i + 1}/{params.n_trees}")
         )
-        if params.man_depth > 0:
-            cand, _ = TreeShortlister([tree], pred_params).shortlist(X, params.man_depth)
-            tree = retrain_leaves_man(X, Y, tree, cand, params.linear, n_jobs, progress)
-        trees.append(tree)
-    return TreeShortlister(trees, pred_params)
-
-
-def out_of_fold_shortlists(
-    X_tree: sp.csr_matrix,
-    Y_tree: sp.csr_matrix,
-    n_docs: int,
-    tree_params: TreeTrainParams,
-    pred_params: TreePredParams,
-    n_candidates: int,
-    folds: int,
-    seed: int = 0,
-    n_jobs: int | None = None,
-    progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Shortlists of the first ``n_docs`` rows, each from trees that never saw that document (stacking).
-
-    The trees' scores on their own training documents are overconfident, so a ranker trained on them
-    learns to trust the shortlister more than it should at serving time. Rows past ``n_docs`` (label-name
-    documents) are in every fold's training set.
-    """
-    if folds < 2:
-        raise ValueError(f"out-of-fold shortlists need at least 2 folds, got {folds}")
-    fold_of = np.random.default_rng(seed).permutation(n_docs) % folds
-    extra = np.arange(n_docs, X_tree.shape[0])
-    cand = np.full((n_docs, n_candidates), -1, dtype=np.int64)
-    prior = np.zeros((n_docs, n_candidates), dtype=np.float32)
-    for f in range(folds):
-        held = np.flatnonzero(fold_of == f)
-        fit_rows = np.concatenate([np.flatnonzero(fold_of != f), extra])
-        trees = train_tree_shortlister(
-            X_tree[fit_rows], Y_tree[fit_rows], tree_params, pred_params, n_jobs, progress
-        )
-        c, p = trees.shortlist(X_tree[held], n_candidates)
-        cand[held, : c.shape[1]], prior[held, : p.shape[1]] = c, p
-    return cand, prior
-
-
-def retrain_leaves_man(
-    X: sp.csr_matrix,
-    Y: sp.csr_matrix,
-    tree: Tree,
-    cand: np.ndarray,
-    params: LinearParams,
-    n_jobs: int | None = None,
-    progress: bool = True,
-) -> Tree:
-    """Leaf classifiers retrained on matcher-aware negatives (XR-Linear's "tfn+man").
-
-    A leaf cluster's classifiers first saw only the documents tagged with one of its labels (tree
-    negatives). Here they also see every document whose shortlist ``cand`` (from this tree) reached the
-    cluster: the confusable documents the beam search actually lets through.
-    """
-    n_jobs = max(1, n_jobs or os.cpu_count() or 1)
-    last = len(tree.parents) - 1
-    leaf_parent = tree.parents[last].astype(np.int64)
-    n_parents = int(tree.offsets[last] - tree.offsets[last - 1]) if last else 1
-    leaf_of_label = np.empty(tree.n_labels, dtype=np.int64)
-    leaf_of_label[tree.label_of_leaf] = np.arange(tree.n_labels)
-    n_docs = X.shape[0]
-    reached = sp.csr_matrix(
-        (
-            np.ones(cand.size, np.float32),
-            (np.repeat(np.arange(n_docs), cand.shape[1]), leaf_parent[leaf_of_label[cand.ravel()]]),
-        ),
-        shape=(n_docs, n_parents),
-    )
-    Y_leaf = Y.tocsc()[:, tree.label_of_leaf].tocsc()
-    parent_of = sp.csr_matrix(
-        (np.ones(tree.n_labels, np.float32), (np.arange(tree.n_labels), leaf_parent)),
-        shape=(tree.n_labels, n_parents),
-    )
-    rows_by_parent = ((reached + Y_leaf @ parent_of) > 0).tocsc()
-    ptr = np.concatenate([[0], np.cumsum(np.bincount(leaf_parent, minlength=n_parents))])
-    tasks = [
-        (last, int(ptr[p]), int(ptr[p + 1]), np.sort(rows_by_parent[:, p].indices)) for p in range(n_parents)
-    ]
-    Y_levels: list[sp.csc_matrix] = [Y_leaf] * (last + 1)
-    results = _fit_tasks(X, Y_levels, tasks, params, n_jobs, progress, "leaves (man)")
-    W_leaf = sp.hstack([results[t][0] for t in range(len(tasks))], format="csc", dtype=np.float32)
-    b_leaf = np.concatenate([results[t][1] for t in range(len(tasks))])
-    lo = int(tree.offsets[last])
-    weights = sp.hstack([tree.weights.tocsc()[:, :lo], W_leaf], format="csr", dtype=np.float32)
-    bias = np.concatenate([tree.bias[:lo], b_leaf])
-    return Tree(tree.parents, tree.label_of_leaf, weights, bias)
+    return TreeShortlister(trees, params.predict)

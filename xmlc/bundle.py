@@ -34,34 +34,46 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_bundle(
-    out: Path, write_files: Callable[[Path], list[str]], manifest: dict[str, Any]
-) -> dict[str, Any]:
-    """Write files into a temporary sibling folder, add the manifest, then move it to ``out`` at once.
+# Manifest keys the writer sets; a model's own description may not override them.
+RESERVED = ("format", "schema_version", "created_at", "version", "files")
 
-    ``write_files(folder)`` writes the component files and returns their names. A reader never sees a
-    half-written bundle, and an existing bundle at ``out`` is only replaced once the new one is complete.
+
+def finish_manifest(folder: Path, names: list[str], body: dict[str, Any]) -> dict[str, Any]:
+    """Checksum the files ``names`` of ``folder`` and write the manifest that lists them; returns it.
+
+    The version is a digest of the files' checksums: the same files always get the same version.
+    """
+    files: dict[str, dict[str, Any]] = {
+        name: {"sha256": sha256_file(folder / name), "bytes": (folder / name).stat().st_size}
+        for name in sorted(set(names))
+    }
+    digest = hashlib.sha256("".join(str(f["sha256"]) for f in files.values()).encode()).hexdigest()
+    full = {
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "version": digest[:12],
+        **{k: v for k, v in body.items() if k not in RESERVED},
+        "files": files,
+    }
+    (folder / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=False))
+    return full
+
+
+def write_bundle(out: Path, write: Callable[[Path], tuple[list[str], dict[str, Any]]]) -> dict[str, Any]:
+    """Write a bundle into a temporary sibling folder, then move it to ``out`` at once.
+
+    ``write(folder)`` writes the files and returns their names and the manifest body. A reader never
+    sees a half-written bundle, and an existing bundle at ``out`` is only replaced once the new one is
+    complete.
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a service user other than the trainer must read it
     try:
-        names = write_files(tmp)
-        files: dict[str, dict[str, Any]] = {
-            name: {"sha256": sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}
-            for name in sorted(set(names))
-        }
-        digest = hashlib.sha256("".join(str(f["sha256"]) for f in files.values()).encode()).hexdigest()
-        full = {
-            "format": FORMAT,
-            "schema_version": SCHEMA_VERSION,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "version": digest[:12],
-            **manifest,
-            "files": files,
-        }
-        (tmp / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=False))
+        names, body = write(tmp)
+        full = finish_manifest(tmp, names, body)
         if out.exists():
             old = out.with_name(f".{out.name}.old.{os.getpid()}")
             out.rename(old)

@@ -1,7 +1,9 @@
-"""The `xmlc` command line: train a bundle, evaluate it, predict with it.
+"""The `xmlc` command line: train a bundle, evaluate it, predict with it, serve it.
 
-Subcommands import the training code only when they run, so `xmlc predict` and `xmlc eval` work in an
-environment with only the serving dependencies installed.
+The only module that reaches every package. Subcommands import what they run when they run: the method
+registry (`training.methods`, free of torch and scikit-learn) names the ``--method`` choices, and the
+training code itself loads only when `xmlc train` trains, so `xmlc predict`, `xmlc eval` and
+`xmlc serve` work with only the serving dependencies installed.
 """
 
 from __future__ import annotations
@@ -28,17 +30,17 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _method_help() -> str:
+    from training.methods import METHODS
+
+    return "Model: " + "; ".join(f"{m.name}: {m.summary}" for m in METHODS.values()) + "."
+
+
 @app.command()
 def train(
     train: Annotated[Path, typer.Option("--train", help="Training documents (JSON lines, .gz ok).")],
     out: Annotated[Path, typer.Option("--out", help="Bundle folder to write.")],
-    method: Annotated[
-        str,
-        typer.Option(
-            help="Model: tree+ranker (default, the most accurate), hnsw+ranker, tree, parabel, bonsai, "
-            "plst, cplst, svd, leml, attentionxml or xtransformer."
-        ),
-    ] = "tree+ranker",
+    method: Annotated[str, typer.Option(metavar="METHOD", help=_method_help())] = "tree+ranker",
     labels: Annotated[
         Path | None, typer.Option(help="Label file ({id, name} JSON lines) for label names.")
     ] = None,
@@ -50,7 +52,7 @@ def train(
     c: Annotated[
         float | None, typer.Option("--C", help="Inverse regularisation of the node classifiers.")
     ] = None,
-    beam_size: Annotated[int, typer.Option(help="Beam width at prediction time.")] = 10,
+    beam_size: Annotated[int | None, typer.Option(help="Tree beam width at prediction time.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Ranker (or deep model) training epochs.")] = None,
     max_docs: Annotated[
         int | None, typer.Option(help="Deep models: train on a random subset of this many documents.")
@@ -59,22 +61,22 @@ def train(
     candidates: Annotated[
         int | None, typer.Option(help="Shortlist depth the ranker scores (training and serving).")
     ] = None,
-    max_features: Annotated[int, typer.Option(help="Vocabulary cap of the TF-IDF featurizer.")] = 200_000,
+    max_features: Annotated[int | None, typer.Option(help="Vocabulary cap of the TF-IDF featurizer.")] = None,
     title_weight: Annotated[
-        float,
+        float | None,
         typer.Option(
             min=0.0,
-            help="Weight of the title field: each document's first line (its title) featurized again "
-            "with its own vocabulary; 0 turns it off.",
+            help="Weight of the title field: each document's title featurized again with its own "
+            "vocabulary; 0 turns it off.",
         ),
-    ] = 1.0,
+    ] = None,
     label_text: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--label-text/--no-label-text",
-            help="With --labels: train the trees on each label's name as one more document.",
+            help="With --labels: train the trees on each label's name as one more document (default on).",
         ),
-    ] = True,
+    ] = None,
     jobs: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
     skip_bad: Annotated[
         bool, typer.Option(help="Skip and count malformed lines instead of failing.")
@@ -82,25 +84,28 @@ def train(
     name: Annotated[str | None, typer.Option(help="Model name recorded in the manifest.")] = None,
 ) -> None:
     """Train a model from labelled documents and write it as a bundle."""
-    from dataclasses import replace
+    from training.methods import configure
+    from training.train import train_bundle
 
-    from training.featurizer_fit import FeaturizerParams
-    from training.train import TrainConfig, train_bundle
-    from xmlc.tree import TreePredParams
-
+    given = {
+        "branching": branching,
+        "leaf_size": leaf_size,
+        "n_trees": trees,
+        "C": c,
+        "beam_size": beam_size,
+        "epochs": epochs,
+        "max_docs": max_docs,
+        "dim": dim,
+        "n_candidates": candidates,
+        "max_features": max_features,
+        "title_weight": title_weight,
+        "label_docs": label_text,
+    }
     try:
-        config = TrainConfig.for_method(method).with_tree(branching, leaf_size, trees, c)
-        config = config.with_ranker(epochs, dim, candidates).with_label_space(dim, epochs)
-        config = config.with_deep(epochs, max_docs)
-        config = replace(
-            config,
-            featurizer=FeaturizerParams(max_features=max_features, title_weight=title_weight),
-            label_text_docs=label_text,
-            predict=TreePredParams(beam_size=beam_size),
+        params = configure(method, {k: v for k, v in given.items() if v is not None})
+        result = train_bundle(
+            train, out, params, labels_path=labels, name=name, skip_bad=skip_bad, n_jobs=jobs
         )
-        if jobs:
-            config = replace(config, n_jobs=jobs)
-        result = train_bundle(train, out, config, labels_path=labels, name=name, skip_bad=skip_bad)
     except (DataError, BundleError, ValueError) as e:
         _fail(str(e))
         return
@@ -121,11 +126,13 @@ def ensemble(
     name: Annotated[str | None, typer.Option(help="Model name recorded in the manifest.")] = None,
 ) -> None:
     """Combine bundles trained on the same labels into one ensemble bundle (weighted mean of scores)."""
-    from xmlc.ensemble import write_ensemble
+    from xmlc.ensemble import Ensemble
+    from xmlc.loader import load_model
 
     try:
         w = [float(x) for x in weights.split(",")] if weights else None
-        manifest = write_ensemble(out, member, w, name=name, depth=depth)
+        model = Ensemble([load_model(m) for m in member], w, depth, {"name": name or out.name})
+        manifest = model.save(out)
     except (BundleError, ValueError, OSError) as e:
         _fail(str(e))
         return
@@ -170,23 +177,23 @@ def predict(
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="How many labels.")] = 5,
 ) -> None:
     """Top-k labels for one document, as JSON."""
-    from xmlc.data import Document
-    from xmlc.pipeline import Pipeline
+    from xmlc.doc import Doc
+    from xmlc.loader import load_model
 
     body = text if text is not None else sys.stdin.read()
     if not body.strip() and not title.strip():
         _fail("the document is empty")
     try:
-        pipeline = Pipeline.load(bundle)
+        model = load_model(bundle)
     except BundleError as e:
         _fail(str(e))
         return
-    labels = pipeline.predict([Document(id="-", text=body, title=title).full_text], k=k)[0]
+    labels = model.predict([Doc(body, title)], k=k)[0]
     typer.echo(
         json.dumps(
             {
-                "model": pipeline.name,
-                "version": pipeline.version,
+                "model": model.name,
+                "version": model.version,
                 "labels": [{"id": x.id, "name": x.name, "score": round(x.score, 6)} for x in labels],
             },
             indent=2,
@@ -231,10 +238,11 @@ def demo(
     method: Annotated[str, typer.Option(help="Model to train (see `xmlc train --help`).")] = "tree+ranker",
 ) -> None:
     """Generate a corpus with a planted label structure, train on it, evaluate and predict once."""
-    from training.train import TrainConfig, train_bundle
+    from training.methods import configure
+    from training.train import train_bundle
     from xmlc.data import write_documents
     from xmlc.evaluation import evaluate_bundle
-    from xmlc.pipeline import Pipeline
+    from xmlc.loader import load_model
     from xmlc.synthetic import SyntheticSpec, make_corpus
 
     docs, names = make_corpus(SyntheticSpec(n_docs=n_docs))
@@ -247,15 +255,16 @@ def demo(
         "".join(json.dumps({"id": i, "name": n}) + "\n" for i, n in names.items())
     )
     bundle = out / "bundle"
-    config = TrainConfig.for_method(method).with_tree(branching=4, leaf_size=8).with_ranker(dim=64)
+    # A small corpus: small trees and ranker (settings a method does not have are left alone).
+    params = configure(method, {"branching": 4, "leaf_size": 8, "dim": 64}, strict=False)
     result = train_bundle(
-        data / "train.jsonl.gz", bundle, config, labels_path=data / "labels.jsonl", name="demo"
+        data / "train.jsonl.gz", bundle, params, labels_path=data / "labels.jsonl", name="demo"
     )
     typer.echo(f"trained {bundle} in {result.timings['total']:.1f}s")
     report, _ = evaluate_bundle(bundle, data / "test.jsonl.gz", (1, 3, 5), (10,))
     typer.echo(report.format_table())
     sample = docs[cut]
-    labels = Pipeline.load(bundle).predict([sample.full_text], k=3)[0]
+    labels = load_model(bundle).predict([sample.doc], k=3)[0]
     typer.echo(f"document {sample.id} (true labels {', '.join(sample.labels)}):")
     for x in labels:
         typer.echo(f"  {x.id:>6}  {x.score:.3f}  {x.name}")

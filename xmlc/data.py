@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from xmlc.doc import Doc
+
 PathLike = str | os.PathLike[str]
 MAX_SKIPPED_MESSAGES = 20
 
@@ -34,26 +36,18 @@ class DataError(ValueError):
         return (type(self), (self.path, self.line, self.reason))
 
 
-def join_title(title: str, text: str) -> str:
-    """``title`` on one line, then ``text``: the single input string of the pipeline."""
-    title = " ".join(title.split())
-    if not title:
-        return text
-    return f"{title}\n{text}" if text else title
-
-
 @dataclass(frozen=True, slots=True)
 class Document:
+    """A labelled document of a data file; `doc` is what the models read of it."""
+
     id: str
     text: str
     title: str = ""
     labels: tuple[str, ...] = ()
 
     @property
-    def full_text(self) -> str:
-        """What the featurizer sees: the title carries strong signal, so it is kept in front, on the first
-        line (its own line breaks become spaces), which the featurizer's title field reads."""
-        return join_title(self.title, self.text)
+    def doc(self) -> Doc:
+        return Doc(self.text, self.title)
 
 
 @dataclass
@@ -234,9 +228,9 @@ class LabelRecord:
     alt_names: tuple[str, ...] = ()
 
     @property
-    def text(self) -> str:
-        """Name and alternative names, one per line: what a label-text featurizer reads."""
-        return "\n".join((self.name, *self.alt_names))
+    def doc(self) -> Doc:
+        """The name as the title and the alternative names as the text: how label text is featurized."""
+        return Doc("\n".join(self.alt_names), self.name)
 
 
 def read_label_records(path: PathLike) -> list[LabelRecord]:

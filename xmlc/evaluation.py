@@ -1,4 +1,4 @@
-"""Score a bundle on labelled documents with the project's metrics (`xmlc eval`, benchmarks)."""
+"""Score a model on labelled documents with the project's metrics (`xmlc eval`, benchmarks)."""
 
 from __future__ import annotations
 
@@ -8,32 +8,34 @@ from pathlib import Path
 from typing import Any
 
 from xmlc.data import read_documents
+from xmlc.doc import Doc
+from xmlc.loader import load_model
 from xmlc.metrics import Report, evaluate
-from xmlc.pipeline import Pipeline
+from xmlc.model import Model
 
 
-def evaluate_pipeline(
-    pipeline: Pipeline,
-    texts: Sequence[str],
+def evaluate_model(
+    model: Model,
+    docs: Sequence[Doc],
     truths: Sequence[Sequence[str]],
     ks: Sequence[int] = (1, 3, 5),
     recall_ks: Sequence[int] = (10, 50, 100),
     prop_a: float = 0.55,
     prop_b: float = 1.5,
 ) -> tuple[Report, dict[str, Any]]:
-    """Predict the top max(k) labels of every text and score them against ``truths``."""
+    """Predict the top max(k) labels of every document and score them against ``truths``."""
     depth = max([*ks, *recall_ks])
     t0 = time.perf_counter()
-    res = pipeline.predict_batch(texts, depth)
+    res = model.predict_batch(docs, depth)
     seconds = time.perf_counter() - t0
-    ids = pipeline.labels.ids
+    ids = model.labels.ids
     predictions = [[ids[i] for i in row if i >= 0] for row in res.indices.tolist()]
-    report = evaluate(predictions, truths, ks, pipeline.labels.propensity(prop_a, prop_b), recall_ks)
+    report = evaluate(predictions, truths, ks, model.labels.propensity(prop_a, prop_b), recall_ks)
     info = {
         "predict_s": seconds,
-        "docs_per_s": len(texts) / max(seconds, 1e-9),
-        "model": pipeline.name,
-        "version": pipeline.version,
+        "docs_per_s": len(docs) / max(seconds, 1e-9),
+        "model": model.name,
+        "version": model.version,
     }
     return report, info
 
@@ -47,12 +49,12 @@ def evaluate_bundle(
     prop_b: float = 1.5,
     skip_bad: bool = False,
 ) -> tuple[Report, dict[str, Any]]:
-    pipeline = Pipeline.load(bundle)
+    model = load_model(bundle)
     docs, stats = read_documents(data, skip_bad=skip_bad)
     if not docs:
         raise ValueError(f"{data}: no documents to evaluate")
-    report, info = evaluate_pipeline(
-        pipeline, [d.full_text for d in docs], [list(d.labels) for d in docs], ks, recall_ks, prop_a, prop_b
+    report, info = evaluate_model(
+        model, [d.doc for d in docs], [list(d.labels) for d in docs], ks, recall_ks, prop_a, prop_b
     )
     info["n_skipped"] = stats.n_skipped
     return report, info

@@ -4,10 +4,10 @@ It is fitted offline (``training.featurizer_fit``) and stored as plain JSON + nu
 One code path turns token counts into weights (`TfidfFeaturizer.weigh`), used by the batch transform at
 training time and by the single-document transform at serving time, so both give the same vector.
 
-Optionally the first line of each input (where `Document.full_text` and the service put the title) is
-featurized a second time, as a *title field* with its own vocabulary and idf, weighted and appended: a
-title word then counts as title evidence, not only as one more word of a long text (measured on a split
-of EURLEX57K train: +1.4 P@1, +0.9 P@5 for the trees, BENCHMARKS.md).
+A document (`xmlc.doc.Doc`) is read twice: its `body` (title and text) with the text vocabulary, and,
+with a title field, its `heading` (the title) again with a vocabulary and idf of its own, weighted and
+appended: a title word then counts as title evidence, not only as one more word of a long text
+(measured on a split of EURLEX57K train: +1.4 P@1, +0.9 P@5 for the trees, BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from itertools import repeat
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+
+from xmlc.doc import Doc
 
 CONFIG_FILE = "featurizer.json"
 VOCAB_FILE = "vocabulary.json"
@@ -65,12 +68,6 @@ def word_tokens(text: str) -> list[str]:
     )
 
 
-def first_line(text: str) -> str:
-    """The title field of an input: its first line (`Document.full_text` puts the title there)."""
-    end = text.find("\n")
-    return text if end < 0 else text[:end]
-
-
 def join_fields(body: sp.csr_matrix, title: sp.csr_matrix, weight: float) -> sp.csr_matrix:
     """``[body, weight * title]`` with each row scaled back to unit L2 norm (both parts come normalised)."""
     return unit_rows(sp.hstack([body, title * np.float32(weight)], format="csr", dtype=np.float32))
@@ -99,12 +96,15 @@ def tokenize(text: str, config: FeaturizerConfig, pattern: re.Pattern[str] | Non
 
 
 class TfidfFeaturizer:
-    """Maps raw text to an L2-normalised sparse TF-IDF row over a fixed vocabulary.
+    """Maps documents to L2-normalised sparse TF-IDF rows over a fixed vocabulary (a bundle part).
 
-    With a ``title`` featurizer (and ``config.title_weight > 0``) the row is the text's terms followed by
-    the first line's terms in the title vocabulary (`join_fields`); term and word ids (`term_ids`,
+    With a ``title`` featurizer (and ``config.title_weight > 0``) the row is the body's terms followed by
+    the heading's terms in the title vocabulary (`join_fields`); term and word ids (`term_ids`,
     `word_ids`, `counts`, `weigh`) always refer to the text vocabulary, which comes first.
     """
+
+    kind: ClassVar[str] = "tfidf"
+    role: ClassVar[str] = "featurizer"
 
     def __init__(
         self,
@@ -176,17 +176,19 @@ class TfidfFeaturizer:
         """Counts -> sublinear tf * idf, each row scaled to unit L2 norm (rows with no terms stay empty)."""
         return weigh_counts(counts, self.idf, self.config.sublinear_tf)
 
-    def transform(self, texts: Iterable[str]) -> sp.csr_matrix:
-        """Texts -> (texts x dim) rows: the training, batch and per-request path alike."""
-        if self.title is None:
-            return self.weigh(self.counts(texts))
-        texts = list(texts)
-        body = self.weigh(self.counts(texts))
-        return join_fields(body, self.title.transform(map(first_line, texts)), self.config.title_weight)
+    def rows(self, texts: Iterable[str]) -> sp.csr_matrix:
+        """Plain texts -> weighted rows of the text vocabulary alone (no title field)."""
+        return self.weigh(self.counts(texts))
 
-    def transform_one(self, text: str) -> sp.csr_matrix:
-        """The per-request path: one text to a 1 x dim row."""
-        return self.transform((text,))
+    def transform(self, docs: Sequence[Doc]) -> sp.csr_matrix:
+        """Documents -> (docs x dim) rows: the training, batch and per-request path alike."""
+        body = self.rows(d.body for d in docs)
+        if self.title is None:
+            return body
+        return join_fields(body, self.title.rows(d.heading for d in docs), self.config.title_weight)
+
+    def meta(self) -> dict[str, Any]:
+        return {"ngram_max": self.config.ngram_max, "title_weight": self.config.title_weight}
 
     def save(self, folder: Path) -> list[str]:
         folder.mkdir(parents=True, exist_ok=True)
@@ -202,7 +204,8 @@ class TfidfFeaturizer:
         return [prefix + VOCAB_FILE, prefix + IDF_FILE]
 
     @classmethod
-    def load(cls, folder: Path) -> TfidfFeaturizer:
+    def load(cls, folder: Path, meta: dict[str, Any] | None = None) -> TfidfFeaturizer:
+        """From the files of ``folder`` (they describe themselves; ``meta`` is the manifest's entry)."""
         config = FeaturizerConfig(**json.loads((folder / CONFIG_FILE).read_text()))
         title = None
         if config.title_weight > 0:
@@ -296,7 +299,6 @@ def smooth_idf(df: np.ndarray, n_docs: int) -> np.ndarray:
 __all__ = [
     "FeaturizerConfig",
     "TfidfFeaturizer",
-    "first_line",
     "join_fields",
     "smooth_idf",
     "tokenize",

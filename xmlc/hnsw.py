@@ -2,7 +2,8 @@
 
 Labels are indexed as ``[v_l, b_l]`` and documents query with ``[h, 1]``, so the inner product is the
 ranker's own logit ``h . v_l + b_l`` and the index returns the labels the ranker would score highest.
-The index file is hnswlib's binary format (no pickle) and sits in the bundle with its settings.
+The index file is hnswlib's binary format (no pickle) and sits in the bundle with its settings. It
+queries with a batch's dense document vectors (`xmlc.batch.Batch.vectors`), which the ranker encodes.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import hnswlib
 import numpy as np
 
-from xmlc.tree import top_k
+from xmlc.batch import Batch
+from xmlc.topk import top_k
 
 INDEX_FILE = "labels.hnsw"
 CONFIG_FILE = "hnsw.json"
@@ -41,7 +44,10 @@ def _augment_docs(doc_vec: np.ndarray) -> np.ndarray:
 class HnswShortlister:
     """Top-k labels by (approximate) inner product between document and label vectors."""
 
-    kind = "hnsw"
+    kind: ClassVar[str] = "hnsw"
+    role: ClassVar[str] = "shortlister"
+    needs_ranker: ClassVar[bool] = True  # its queries are the ranker's document vectors
+    n_features: int | None = None  # reads dense vectors, not TF-IDF rows
 
     def __init__(self, index: hnswlib.Index, n_labels: int, dim: int, params: HnswParams) -> None:
         self.index = index
@@ -63,7 +69,11 @@ class HnswShortlister:
         index.add_items(data, np.arange(n))
         return cls(index, n, d, params)
 
-    def shortlist(
+    def shortlist(self, batch: Batch, depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """The batch's top-``depth`` labels by inner product (the `Shortlister` contract)."""
+        return self.search(batch.vectors(), depth)
+
+    def search(
         self, doc_vec: np.ndarray, k: int, ef_search: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` label indices and inner products per document, best first."""
@@ -89,8 +99,11 @@ class HnswShortlister:
         (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
         return [INDEX_FILE, CONFIG_FILE]
 
+    def meta(self) -> dict[str, Any]:
+        return {"dim": self.dim, **asdict(self.params)}
+
     @classmethod
-    def load(cls, folder: Path) -> HnswShortlister:
+    def load(cls, folder: Path, meta: dict[str, Any] | None = None) -> HnswShortlister:
         meta = json.loads((folder / CONFIG_FILE).read_text())
         n, d = int(meta.pop("n_labels")), int(meta.pop("dim"))
         index = hnswlib.Index(space="ip", dim=d + 1)

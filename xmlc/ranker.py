@@ -2,7 +2,8 @@
 
 ``encoder.onnx`` maps a TF-IDF row, given as padded (ids, values) arrays, to a dense document vector;
 ``scorer.onnx`` maps (document vector, candidate label ids, shortlister scores) to probabilities. The
-encoder output also queries the HNSW shortlister, so one document is encoded once.
+encoder output also queries the HNSW shortlister: both read it from the batch (`Batch.vectors`), so a
+document is encoded once.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
-from xmlc.onnx_session import OnnxSession
+from xmlc.batch import Batch
+from xmlc.onnx_session import OnnxSession, export_info_of
 
 ENCODER_FILE = "encoder.onnx"
 SCORER_FILE = "scorer.onnx"
@@ -53,18 +56,43 @@ def padded_rows(X: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
 
 
 class OnnxRanker:
-    """Encodes documents and scores shortlisted candidates with two onnxruntime sessions."""
+    """Encodes documents and scores shortlisted candidates with two onnxruntime sessions.
 
-    kind = "onnx"
+    ``export_info`` (ONNX opset, the torch-vs-onnxruntime difference measured at export) travels with
+    the part into the manifest.
+    """
 
-    def __init__(self, encoder: OnnxSession, scorer: OnnxSession, config: RankerConfig) -> None:
+    kind: ClassVar[str] = "onnx"
+    role: ClassVar[str] = "ranker"
+
+    def __init__(
+        self,
+        encoder: OnnxSession,
+        scorer: OnnxSession,
+        config: RankerConfig,
+        export_info: dict[str, Any] | None = None,
+    ) -> None:
         self.encoder = encoder
         self.scorer = scorer
         self.config = config
+        self.export_info = dict(export_info or {})
 
     @property
-    def files(self) -> list[str]:
-        return [ENCODER_FILE, SCORER_FILE, CONFIG_FILE]
+    def n_labels(self) -> int:
+        return self.config.n_labels
+
+    @property
+    def n_features(self) -> int:
+        return self.config.n_features
+
+    @property
+    def depth(self) -> int:
+        """Shortlist depth the scorer is given (what it was trained on)."""
+        return self.config.n_candidates
+
+    def rank(self, batch: Batch, cand: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        """Probabilities of the shortlisted candidates of a batch (the `Ranker` contract)."""
+        return self.score(batch.vectors(), cand, prior)
 
     def encode(self, X: sp.csr_matrix) -> np.ndarray:
         """(docs x dim) float32 document vectors.
@@ -106,21 +134,17 @@ class OnnxRanker:
             )
         return out
 
-    def warm_up(self) -> None:
-        X = sp.csr_matrix(([1.0], ([0], [0])), shape=(1, self.config.n_features), dtype=np.float32)
-        h = self.encode(X)
-        self.score(h, np.zeros((1, 1), np.int64), np.ones((1, 1), np.float32))
+    def save(self, folder: Path) -> list[str]:
+        self.encoder.save(folder / ENCODER_FILE)
+        self.scorer.save(folder / SCORER_FILE)
+        (folder / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
+        return [ENCODER_FILE, SCORER_FILE, CONFIG_FILE]
 
-    @staticmethod
-    def save_config(folder: Path, config: RankerConfig) -> str:
-        (folder / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2))
-        return CONFIG_FILE
+    def meta(self) -> dict[str, Any]:
+        return {**self.export_info, **asdict(self.config)}
 
     @classmethod
-    def load(cls, folder: Path, intra_op_threads: int = 1) -> OnnxRanker:
+    def load(cls, folder: Path, meta: dict[str, Any] | None = None) -> OnnxRanker:
         config = RankerConfig(**json.loads((folder / CONFIG_FILE).read_text()))
-        return cls(
-            OnnxSession(folder / ENCODER_FILE, intra_op_threads),
-            OnnxSession(folder / SCORER_FILE, intra_op_threads),
-            config,
-        )
+        encoder, scorer = OnnxSession(folder / ENCODER_FILE), OnnxSession(folder / SCORER_FILE)
+        return cls(encoder, scorer, config, export_info_of(meta))

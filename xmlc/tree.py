@@ -3,6 +3,7 @@
 A tree stores, per level, the parent of every node and a sparse weight column per node; all levels sit
 side by side in one CSR matrix (features x nodes), so one sparse product scores every node of a document
 and beam search then walks the levels on that dense score row. Several trees are averaged at the leaves.
+It reads a batch's TF-IDF rows (`xmlc.batch.Batch.features`).
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import expit
+
+from xmlc.batch import Batch
+from xmlc.topk import top_k
 
 POSTS = ("l3-hinge", "sigmoid")
 
@@ -31,22 +34,6 @@ class TreePredParams:
             raise ValueError("beam_size must be >= 1")
         if self.post not in POSTS:
             raise ValueError(f"post must be one of {POSTS}, got {self.post!r}")
-
-
-def cluster_shortlist(logits: np.ndarray, members: np.ndarray, beam: int) -> tuple[np.ndarray, np.ndarray]:
-    """One-level tree: labels of the top ``beam`` clusters per row (-1 pads), each with its cluster's
-    probability (sigmoid of the cluster logit). ``members`` is (clusters x largest size), -1 padded."""
-    top, best = top_k(logits, min(beam, members.shape[0]))
-    cand = members[top].reshape(len(top), -1)
-    return cand, np.repeat(expit(best), members.shape[1], axis=1).astype(np.float32)
-
-
-def label_clusters(members: np.ndarray, n_labels: int) -> np.ndarray:
-    """The cluster of every label, from the (clusters x size, -1 padded) member table."""
-    out = np.zeros(n_labels, dtype=np.int64)
-    for c, row in enumerate(members):
-        out[row[row >= 0]] = c
-    return out
 
 
 def transform_scores(z: np.ndarray, post: str) -> np.ndarray:
@@ -136,7 +123,9 @@ class Tree:
 class TreeShortlister:
     """An ensemble of label trees; returns the top labels with their averaged path scores."""
 
-    kind = "tree"
+    kind: ClassVar[str] = "tree"
+    role: ClassVar[str] = "shortlister"
+    needs_ranker: ClassVar[bool] = False
     PARAMS_FILE = "tree_pred_params.json"
 
     def __init__(self, trees: list[Tree], params: TreePredParams | None = None) -> None:
@@ -151,6 +140,10 @@ class TreeShortlister:
     def n_labels(self) -> int:
         return self.trees[0].n_labels
 
+    @property
+    def n_features(self) -> int:
+        return int(self.trees[0].weights.shape[0])
+
     def scores(self, X: sp.csr_matrix, params: TreePredParams | None = None) -> np.ndarray:
         p = params or self.params
         total = self.trees[0].leaf_scores(X, p)
@@ -160,7 +153,11 @@ class TreeShortlister:
             total /= len(self.trees)
         return total
 
-    def shortlist(
+    def shortlist(self, batch: Batch, depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """The batch's top-``depth`` labels and path scores (the `Shortlister` contract)."""
+        return self.search(batch.features(), depth)
+
+    def search(
         self, X: sp.csr_matrix, k: int, params: TreePredParams | None = None, chunk: int = 512
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` label indices and scores per row, best first (``k`` capped at the label count)."""
@@ -180,20 +177,14 @@ class TreeShortlister:
         (folder / self.PARAMS_FILE).write_text(json.dumps(asdict(self.params), indent=2))
         return [*files, self.PARAMS_FILE]
 
+    def meta(self) -> dict[str, Any]:
+        return {
+            "n_trees": len(self.trees),
+            "level_sizes": [len(p) for p in self.trees[0].parents],
+            **asdict(self.params),
+        }
+
     @classmethod
-    def load(cls, folder: Path, n_trees: int) -> TreeShortlister:
+    def load(cls, folder: Path, meta: dict[str, Any]) -> TreeShortlister:
         params = TreePredParams(**json.loads((folder / cls.PARAMS_FILE).read_text()))
-        return cls([Tree.load(folder, f"tree{i}") for i in range(n_trees)], params)
-
-
-def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise top-k (indices, values) sorted by descending score, ties broken by lower index."""
-    n, m = scores.shape
-    k = min(k, m)
-    if k == 0 or n == 0:
-        return np.zeros((n, k), np.int64), np.zeros((n, k), scores.dtype)
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < m else np.tile(np.arange(m), (n, 1))
-    vals = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -vals), axis=1)
-    idx = np.take_along_axis(part, order, axis=1)
-    return idx, np.take_along_axis(vals, order, axis=1)
+        return cls([Tree.load(folder, f"tree{i}") for i in range(int(meta["n_trees"]))], params)

@@ -83,11 +83,12 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 @pytest.fixture
 def second_bundle(tree_bundle: Path, corpus_files: dict[str, Path], tmp_path: Path) -> Path:
     """Another model (name "second", another version) to reload to."""
-    from training.train import TrainConfig, train_bundle
+    from training.methods import configure
+    from training.train import train_bundle
 
     out = tmp_path / "second"
-    config = TrainConfig.for_method("tree", n_jobs=1).with_tree(branching=2, leaf_size=16)
-    train_bundle(corpus_files["train"], out, config, progress=False, name="second")
+    params = configure("tree", {"branching": 2, "leaf_size": 16})
+    train_bundle(corpus_files["train"], out, params, n_jobs=1, progress=False, name="second")
     return out
 
 

@@ -10,6 +10,7 @@ import time
 import redis
 
 from app.cache import cache_key
+from xmlc.doc import Doc
 
 DOC = {"text": "wa wb wc wd we", "k": 3}
 
@@ -52,24 +53,20 @@ def test_batch_partial_hits(make_client, redis_server):
     assert r.status_code == 200 and r.headers["X-Cache"] == "partial"
 
 
+def key(version: str, text: str, k: int = 5, threshold: float | None = None, title: str = "") -> str:
+    return cache_key(version, Doc(text, title), k, threshold)
+
+
 def test_key_depends_on_model_version_and_options():
-    base = cache_key("v1", "some text", 5, None)
-    assert base == cache_key("v1", " some   text ", 5, None) == cache_key("v1", "some text\n \n", 5, None)
-    # The first line (the title field) stays apart from the rest: moving the break changes the key.
-    assert cache_key("v1", "a\nb c", 5, None) == cache_key("v1", " a \n\n b\tc", 5, None)
-    assert len({cache_key("v1", t, 5, None) for t in ("a b c", "a\nb c", "a b\nc", "\na b c")}) == 4
-    assert (
-        len(
-            {
-                base,
-                cache_key("v2", "some text", 5, None),
-                cache_key("v1", "some text", 6, None),
-                cache_key("v1", "some text", 5, 0.5),
-                cache_key("v1", "Some text", 5, None),
-            }
-        )
-        == 5
-    )
+    base = key("v1", "some text")
+    assert base == key("v1", " some   text ") == key("v1", "some text\n \n")
+    # The title field (the title, or a text's first line) stays apart from the rest: moving words
+    # between them changes the key; a title and the same first line of text are one input.
+    assert key("v1", "a\nb c") == key("v1", " a \n\n b\tc") == key("v1", "b c", title=" a ")
+    assert len({key("v1", t) for t in ("a b c", "a\nb c", "a b\nc", "\na b c")}) == 4
+    assert key("v1", "b c", title="a") != key("v1", "a b c") != key("v1", "c", title="a b")
+    variants = {base, key("v2", "some text"), key("v1", "some text", 6), key("v1", "some text", 5, 0.5)}
+    assert len(variants | {key("v1", "Some text")}) == 5
 
 
 def test_redis_down_fails_open_and_recovers(make_client, redis_server):
@@ -108,6 +105,6 @@ def test_unreachable_redis_at_start(make_client):
 def test_garbage_in_cache_is_a_miss(make_client, redis_server):
     client = make_client(redis_url=redis_server.url)
     version = client.get("/model").json()["version"]
-    redis.Redis(port=redis_server.port).set(cache_key(version, DOC["text"], 3, None), b"\xff not json")
+    redis.Redis(port=redis_server.port).set(key(version, DOC["text"], 3), b"\xff not json")
     r = client.post("/predict", json=DOC)
     assert r.status_code == 200 and r.headers["X-Cache"] == "miss"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +16,11 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from app.main import create_app  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from training.train import TrainConfig, train_bundle  # noqa: E402
-from training.xtransformer import XTransformerParams, encoder_folder  # noqa: E402
-from xmlc.evaluation import evaluate_pipeline  # noqa: E402
-from xmlc.pipeline import Pipeline  # noqa: E402
+from training.params import MatcherParams, RankerParams, TrainParams, XTransformerParams  # noqa: E402
+from training.train import train_bundle  # noqa: E402
+from training.xtransformer import encoder_folder  # noqa: E402
+from xmlc.evaluation import evaluate_model  # noqa: E402
+from xmlc.loader import load_model  # noqa: E402
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -57,14 +57,18 @@ def tiny_encoder(folder: Path, texts: list[str]) -> Path:
 def xtransformer_bundle(tmp_path_factory: pytest.TempPathFactory, corpus, corpus_files) -> Path:
     train, _, _ = corpus
     root = tmp_path_factory.mktemp("xtransformer")
-    encoder = tiny_encoder(root / "encoder", [d.full_text for d in train])
-    params = XTransformerParams(
+    encoder = tiny_encoder(root / "encoder", [d.doc.body for d in train])
+    matcher = MatcherParams(
         encoder=str(encoder), max_len=48, n_clusters=8, beam=3, epochs=4, max_docs=0, lr=1e-3, head_lr=1e-2
     )
-    config = replace(TrainConfig.for_method("xtransformer", n_jobs=1), xtransformer=params)
-    config = config.with_ranker(dim=32, epochs=6)
+    params = TrainParams("xtransformer", XTransformerParams(matcher, RankerParams(dim=32, epochs=6, lr=2e-3)))
     train_bundle(
-        corpus_files["train"], root / "bundle", config, labels_path=corpus_files["labels"], progress=False
+        corpus_files["train"],
+        root / "bundle",
+        params,
+        labels_path=corpus_files["labels"],
+        n_jobs=1,
+        progress=False,
     )
     return root / "bundle"
 
@@ -75,9 +79,9 @@ def test_xtransformer_learns_and_round_trips(xtransformer_bundle: Path, corpus) 
     assert manifest["shortlister"]["parity_max_abs_diff"] <= 1e-4
     assert manifest["ranker"]["parity_max_abs_diff"] <= 1e-4
     _, test, _ = corpus
-    texts, truths = [d.full_text for d in test], [list(d.labels) for d in test]
-    pipeline = Pipeline.load(xtransformer_bundle)
-    report, _ = evaluate_pipeline(pipeline, texts, truths)
+    texts, truths = [d.doc for d in test], [list(d.labels) for d in test]
+    pipeline = load_model(xtransformer_bundle)
+    report, _ = evaluate_model(pipeline, texts, truths)
     assert report.to_dict()["P@1"] > 50.0, report.to_dict()  # 64 labels: chance is under 2%
     res = pipeline.predict_batch(texts[:10], k=5)
     alone = pipeline.predict_batch(texts[4:5], k=5)
@@ -90,7 +94,9 @@ def test_xtransformer_bundle_serves_through_the_app(xtransformer_bundle: Path, c
     _, test, _ = corpus
     settings = Settings(bundle=xtransformer_bundle, redis_url=None)  # type: ignore[arg-type]
     with TestClient(create_app(settings)) as client:
-        r = client.post("/predict", json={"documents": [{"text": test[0].full_text}], "k": 2})
+        r = client.post(
+            "/predict", json={"documents": [{"text": test[0].text, "title": test[0].title}], "k": 2}
+        )
         assert r.status_code == 200, r.text
         assert client.get("/model").json()["method"] == "xtransformer"
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 pytest.importorskip("torch")
 
-from training.train import TrainConfig, fit_pipeline, with_label_documents
+from training.dataset import with_label_documents
+from training.methods import configure
+from training.train import fit_model
 from xmlc.data import LabelRecord
-from xmlc.metrics import evaluate
+from xmlc.evaluation import evaluate_model
 from xmlc.synthetic import SyntheticSpec, label_texts, make_corpus
 
 
@@ -26,21 +26,16 @@ def test_label_documents_are_appended_for_labels_with_a_name() -> None:
     np.testing.assert_array_equal(Y2.toarray()[2:], [[1, 0, 0], [0, 0, 1]])
 
 
-def test_label_record_text_joins_the_names() -> None:
-    assert LabelRecord("3", "adhesive", ("glue",)).text == "adhesive\nglue"
-
-
 def test_label_text_lifts_tail_labels_of_the_tree() -> None:
     """Few documents per label: the names' documents lift PSP@5 (propensity-scored) of a tree."""
     spec = SyntheticSpec(n_docs=900, n_labels=300, n_topics=10, seed=0, noise=0.8)
     docs, names = make_corpus(spec)
     train, test = docs[:500], docs[500:]
+    texts = label_texts(spec)
+    records = [LabelRecord(i, texts[i]) for i in names]
     psp = {}
     for on in (False, True):
-        config = replace(TrainConfig.for_method("tree", n_jobs=1), label_text_docs=on)
-        fitted = fit_pipeline(train, config, names, False, label_texts(spec))
-        idx, _ = fitted.shortlister.shortlist(fitted.featurizer.transform([d.full_text for d in test]), 5)
-        preds = [[fitted.labels.ids[i] for i in row] for row in idx]
-        report = evaluate(preds, [list(d.labels) for d in test], (1, 3, 5), fitted.labels.propensity())
+        model, _ = fit_model(train, configure("tree", {"label_docs": on}), records, n_jobs=1, progress=False)
+        report, _ = evaluate_model(model, [d.doc for d in test], [list(d.labels) for d in test], (1, 3, 5))
         psp[on] = report.metrics["PSP@5"]
     assert psp[True] >= psp[False] + 1.0, psp

@@ -25,7 +25,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REDIS_PORT = 6379  # used when it answers, else a redis-server of our own on a free port
 REDIS_DB = 3
 DEADLINE_S = 60.0

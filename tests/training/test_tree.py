@@ -2,30 +2,25 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from training.clustering import ClusterParams, build_layout, pifa
-from training.featurizer_fit import FeaturizerParams, fit_featurizer
-from training.tree_train import (
-    LinearParams,
-    TreeTrainParams,
-    out_of_fold_shortlists,
-    retrain_leaves_man,
-    train_tree,
-    train_tree_shortlister,
-)
+from training.clustering import build_layout, pifa
+from training.featurizer_fit import fit_featurizer
+from training.params import ClusterParams, FeaturizerParams, LinearParams, TreeParams
+from training.tree_train import train_tree, train_trees
 from xmlc.labels import LabelTable
 from xmlc.metrics import evaluate
-from xmlc.tree import Tree, TreePredParams, TreeShortlister, top_k
+from xmlc.topk import top_k
+from xmlc.tree import Tree, TreePredParams, TreeShortlister
 
 
 @pytest.fixture(scope="module")
 def data(corpus):
     train, test, _ = corpus
     featurizer, X = fit_featurizer(
-        [d.full_text for d in train], FeaturizerParams(max_features=5000), n_jobs=1, progress=False
+        [d.doc for d in train], FeaturizerParams(max_features=5000), n_jobs=1, progress=False
     )
     labels = LabelTable.from_documents([d.labels for d in train])
     Y = labels.matrix([d.labels for d in train])
-    Xt = featurizer.transform([d.full_text for d in test])
+    Xt = featurizer.transform([d.doc for d in test])
     return X, Y, Xt, labels, [list(d.labels) for d in test]
 
 
@@ -51,7 +46,7 @@ def test_balanced_layout_needs_power_of_two(data):
 
 
 def _precision(shortlister, Xt, labels, truths, params=None):
-    idx, _ = shortlister.shortlist(Xt, 5, params)
+    idx, _ = shortlister.search(Xt, 5, params)
     return evaluate([[labels.ids[i] for i in row] for row in idx], truths, ks=(1, 5)).metrics
 
 
@@ -100,12 +95,12 @@ def test_tree_save_load(tmp_path, data):
         TreePredParams(beam_size=3, post="sigmoid"),
     )
     sh.save(tmp_path)
-    again = TreeShortlister.load(tmp_path, 1)
+    again = TreeShortlister.load(tmp_path, sh.meta())
     assert again.params == sh.params
     # Weights are stored as float16: scores move by rounding only and the ranking stays.
     np.testing.assert_allclose(again.scores(Xt), sh.scores(Xt), atol=2e-2)
-    a, _ = again.shortlist(Xt, 1)
-    b, _ = sh.shortlist(Xt, 1)
+    a, _ = again.search(Xt, 1)
+    b, _ = sh.search(Xt, 1)
     assert (a == b).mean() > 0.97
 
 
@@ -129,36 +124,11 @@ def test_tree_rejects_mismatched_parts():
         TreePredParams(beam_size=0)
 
 
-def test_matcher_aware_leaves_keep_upper_levels_and_still_predict(data):
+def test_trees_differ_by_seed_and_follow_their_params(data):
     X, Y, Xt, labels, truths = data
-    layout = build_layout(pifa(X, Y), ClusterParams(branching=4, leaf_size=8))
-    tree = train_tree(X, Y, layout, LinearParams(), n_jobs=1, progress=False)
-    cand, _ = TreeShortlister([tree]).shortlist(X, 20)
-    man = retrain_leaves_man(X, Y, tree, cand, LinearParams(), n_jobs=2, progress=False)
-    lo = int(tree.offsets[-2])
-    assert man.weights.shape == tree.weights.shape
-    # Upper levels untouched, leaf level retrained on more documents (so different weights).
-    assert (man.weights[:, :lo] != tree.weights[:, :lo]).nnz == 0
-    np.testing.assert_array_equal(man.bias[:lo], tree.bias[:lo])
-    assert (man.weights[:, lo:] != tree.weights[:, lo:]).nnz > 0
-    metrics = _precision(TreeShortlister([man]), Xt, labels, truths)
-    assert metrics["P@1"] > 90, metrics
-
-
-def test_out_of_fold_shortlists_come_from_trees_that_never_saw_the_document(data):
-    X, Y, *_ = data
-    n = 600
-    X, Y = X[:n], Y[:n]
-    params = TreeTrainParams(ClusterParams(branching=4, leaf_size=8), LinearParams(), n_trees=1)
-    pred = TreePredParams(beam_size=4)
-    own, own_scores = train_tree_shortlister(X, Y, params, pred, n_jobs=1, progress=False).shortlist(X, 10)
-    cand, prior = out_of_fold_shortlists(X, Y, n, params, pred, 10, folds=2, n_jobs=1, progress=False)
-    assert cand.shape == prior.shape == (n, 10) and cand.min() >= 0
-    truth = Y.toarray() > 0
-    rows = np.arange(n)
-    # Unseen documents: still well above chance (64 labels), but less sure of the truth than the
-    # trees that were fitted on them.
-    assert truth[rows, cand[:, 0]].mean() > 0.5
-    assert prior[truth[rows[:, None], cand]].mean() < own_scores[truth[rows[:, None], own]].mean()
-    with pytest.raises(ValueError, match="2 folds"):
-        out_of_fold_shortlists(X, Y, n, params, pred, 10, folds=1)
+    params = TreeParams(ClusterParams(branching=4, leaf_size=8), LinearParams(), n_trees=2)
+    trees = train_trees(X, Y, params, n_jobs=1, progress=False)
+    assert len(trees.trees) == 2 and trees.params == params.predict
+    first, second = (t.label_of_leaf.tolist() for t in trees.trees)
+    assert first != second  # each tree clusters with its own seed
+    assert _precision(trees, Xt, labels, truths)["P@1"] > 90

@@ -1,4 +1,4 @@
-"""Ensemble bundles: members copied with checksums, merged scores, served like any bundle."""
+"""Ensemble bundles: members saved with checksums, merged scores, served like any bundle."""
 
 from __future__ import annotations
 
@@ -12,9 +12,13 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.settings import Settings
 from xmlc.bundle import BundleError
-from xmlc.ensemble import merge_top_k, write_ensemble
-from xmlc.evaluation import evaluate_pipeline
-from xmlc.pipeline import EnsemblePipeline, Pipeline
+from xmlc.ensemble import Ensemble, merge_top_k
+from xmlc.evaluation import evaluate_model
+from xmlc.loader import load_model
+
+
+def write_ensemble(out: Path, members: list[Path], weights: list[float] | None = None) -> dict:
+    return Ensemble([load_model(m) for m in members], weights).save(out)
 
 
 def test_merge_top_k_sums_weighted_scores() -> None:
@@ -33,18 +37,24 @@ def test_ensemble_bundle_round_trip(tmp_path: Path, tree_bundle: Path, ranker_bu
     assert manifest["kind"] == "ensemble" and len(manifest["members"]) == 2
     assert any(f.startswith("members/1-tree+ranker/") for f in manifest["files"])
     _, test, _ = corpus
-    texts, truths = [d.full_text for d in test], [list(d.labels) for d in test]
-    ens = Pipeline.load(out)
-    assert isinstance(ens, EnsemblePipeline) and ens.kind == "ensemble"
+    texts, truths = [d.doc for d in test], [list(d.labels) for d in test]
+    ens = load_model(out)
+    assert isinstance(ens, Ensemble) and ens.kind == "ensemble"
+    # The members are the bundles they were made of: same answers.
+    for member, source in zip(ens.members, (tree_bundle, ranker_bundle), strict=True):
+        np.testing.assert_array_equal(
+            member.predict_batch(texts[:20], 5).indices,
+            load_model(source).predict_batch(texts[:20], 5).indices,
+        )
     p1 = {}
-    for label, pipeline in (("ens", ens), ("tree", Pipeline.load(tree_bundle))):
-        report, _ = evaluate_pipeline(pipeline, texts, truths)
+    for label, model in (("ens", ens), ("tree", load_model(tree_bundle))):
+        report, _ = evaluate_model(model, texts, truths)
         p1[label] = report.to_dict()["P@1"]
     assert p1["ens"] >= p1["tree"] - 1.0, p1
     res = ens.predict_batch(texts[:5], k=3)
     assert res.indices.shape == (5, 3) and np.all(np.diff(res.scores, axis=1) <= 0)
     with TestClient(create_app(Settings(bundle=out, redis_url=None))) as client:  # type: ignore[arg-type]
-        r = client.post("/predict", json={"text": texts[0], "k": 3})
+        r = client.post("/predict", json={"text": test[0].text, "title": test[0].title, "k": 3})
         assert r.status_code == 200 and len(r.json()["labels"]) == 3
         assert client.get("/model").json()["method"] == "ensemble"
 
@@ -57,7 +67,7 @@ def test_a_changed_member_file_is_refused(tmp_path: Path, tree_bundle: Path, ran
     data["name"] = "tampered"
     member_manifest.write_text(json.dumps(data))
     with pytest.raises(BundleError, match="checksum"):
-        Pipeline.load(out)
+        load_model(out)
 
 
 def test_ensemble_needs_two_members_and_valid_weights(tmp_path: Path, tree_bundle: Path) -> None:

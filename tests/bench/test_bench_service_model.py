@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.service_model import model_ceiling, texts_of
+from bench.service_model import docs_of, model_ceiling
 from bench.service_report import model_lines
+from xmlc.doc import Doc
 
 
-def test_texts_are_what_the_service_builds():
+def test_docs_are_what_the_service_builds():
     bodies = [json.dumps({"k": 5, "text": "wa wb", "title": " ta  tb "}), json.dumps({"k": 5, "text": "wc"})]
-    assert texts_of(bodies) == ["ta tb\nwa wb", "wc"]
+    assert docs_of(bodies) == [Doc("wa wb", " ta  tb "), Doc("wc")]
 
 
 def test_ceiling_counts_documents_on_each_thread(ranker_bundle: Path, corpus):
-    texts = [d.full_text for d in corpus[1][:10]]
+    texts = [d.doc for d in corpus[1][:10]]
     one = model_ceiling(ranker_bundle, texts, batch_size=4, workers=1, seconds=0.3)
     two = model_ceiling(ranker_bundle, texts, batch_size=4, workers=2, seconds=0.3)
     for m in (one, two):

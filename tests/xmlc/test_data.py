@@ -19,6 +19,7 @@ from xmlc.data import (
     read_label_names,
     write_documents,
 )
+from xmlc.doc import Doc
 
 DOCS = [
     Document(id="d1", text="first body", title="First", labels=("a", "b")),
@@ -56,7 +57,7 @@ def test_title_omitted_when_empty(tmp_path: Path) -> None:
     assert "title" not in json.loads(path.read_text(encoding="utf-8"))
 
 
-def test_title_optional_and_full_text(tmp_path: Path) -> None:
+def test_title_optional_and_doc(tmp_path: Path) -> None:
     path = _write_lines(
         tmp_path / "d.jsonl",
         [
@@ -67,7 +68,8 @@ def test_title_optional_and_full_text(tmp_path: Path) -> None:
     )
     docs, _ = read_documents(path)
     assert [d.title for d in docs] == ["", "", "T"]
-    assert [d.full_text for d in docs] == ["body", "body", "T\nbody"]
+    assert [d.doc for d in docs] == [Doc("body"), Doc("body"), Doc("body", "T")]
+    assert [d.doc.body for d in docs] == ["body", "body", "T\nbody"]
 
 
 def test_int_ids_converted_and_labels_deduplicated(tmp_path: Path) -> None:

@@ -10,10 +10,11 @@ import pytest
 
 pytest.importorskip("torch")
 
-from training.label_space import LabelSpaceParams, label_basis
-from training.train import TrainConfig, train_bundle
-from xmlc.evaluation import evaluate_pipeline
-from xmlc.pipeline import Pipeline
+from tests.conftest import train_small
+from training.label_space import label_basis
+from training.params import LabelSpaceParams
+from xmlc.evaluation import evaluate_model
+from xmlc.loader import load_model
 
 KINDS = ["plst", "cplst", "svd", "leml"]
 
@@ -24,11 +25,11 @@ def test_label_basis_is_orthonormal_and_cplst_differs(corpus) -> None:
     rng = np.random.default_rng(0)
     X = sp.random(300, 80, density=0.1, format="csr", random_state=0, dtype=np.float32)
     Y = sp.csr_matrix((rng.random((300, 30)) < 0.1).astype(np.float32))
-    V, s = label_basis(X, Y, LabelSpaceParams(kind="plst", rank=8))
+    V, s = label_basis(X, Y, LabelSpaceParams(kind="plst", dim=8))
     assert V.shape == (30, 8)
     np.testing.assert_allclose(V.T @ V, np.eye(8), atol=1e-4)
     assert np.all(np.diff(s) <= 1e-6)
-    Vc, _ = label_basis(X, Y, LabelSpaceParams(kind="cplst", rank=8, x_components=12))
+    Vc, _ = label_basis(X, Y, LabelSpaceParams(kind="cplst", dim=8, x_components=12))
     np.testing.assert_allclose(Vc.T @ Vc, np.eye(8), atol=1e-4)
     # The conditional basis spans a different space than the plain one when X explains only part of Y.
     assert np.linalg.norm(V.T @ Vc) < np.sqrt(8) - 1e-3
@@ -36,14 +37,11 @@ def test_label_basis_is_orthonormal_and_cplst_differs(corpus) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_family_learns_and_round_trips(tmp_path: Path, corpus_files, corpus, kind: str) -> None:
-    out = tmp_path / kind
-    config = TrainConfig.for_method(kind, n_jobs=1).with_label_space(rank=32, epochs=12)
-    train_bundle(corpus_files["train"], out, config, labels_path=corpus_files["labels"], progress=False)
+    out = train_small(corpus_files, tmp_path / kind, kind, dim=32, epochs=12)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["method"] == kind and manifest["kind"] == "hnsw+ranker"
     _, test, _ = corpus
-    pipeline = Pipeline.load(out)
-    report, _ = evaluate_pipeline(pipeline, [d.full_text for d in test], [list(d.labels) for d in test])
+    report, _ = evaluate_model(load_model(out), [d.doc for d in test], [list(d.labels) for d in test])
     # 64 labels: chance P@1 is under 2%; the planted structure must be found.
     assert report.to_dict()["P@1"] > 60.0, (kind, report.to_dict())
 

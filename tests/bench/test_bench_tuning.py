@@ -13,7 +13,7 @@ from bench.tune_ensemble import main as tune_ensemble
 from bench.tune_ensemble import weight_grid
 from bench.tune_ranker import main as tune_ranker
 from bench.tune_ranker import parse_variant, split_documents
-from training.train import TREE_RANKER
+from training.methods import TREE_RANKER
 from xmlc.data import write_documents
 from xmlc.synthetic import SyntheticSpec, make_corpus
 
@@ -36,9 +36,9 @@ def test_split_is_seeded_disjoint_and_complete() -> None:
 
 
 def test_variants_override_the_shipped_ranker() -> None:
-    params = parse_variant("dim=512,epochs=6,feature_dropout=0.3", TREE_RANKER)
-    assert (params.net.dim, params.epochs, params.feature_dropout) == (512, 6, 0.3)
-    assert params.lr == TREE_RANKER.lr
+    params = parse_variant("dim=512,epochs=6,lr=0.01", TREE_RANKER)
+    assert (params.dim, params.epochs, params.lr) == (512, 6, 0.01)
+    assert params.batch_size == TREE_RANKER.batch_size
     assert parse_variant("base", TREE_RANKER) == TREE_RANKER
     with pytest.raises(SystemExit, match="colour"):
         parse_variant("colour=3", TREE_RANKER)
@@ -52,25 +52,21 @@ def test_weight_grid_sums_to_one() -> None:
 
 def test_ranker_variants_are_scored_on_the_held_out_part(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "tune.json"
-    assert tune_ranker(["--data", str(data_dir), "--variants", "base;epochs=1", "--json", str(out)]) == 0
+    argv = ["--data", str(data_dir), "--variants", "base;epochs=1", "--jobs", "1", "--json", str(out)]
+    assert tune_ranker(argv) == 0
     rows = json.loads(out.read_text())
     assert [r["variant"] for r in rows] == ["trees alone", "base", "epochs=1"]
     assert rows[0]["P@1"] > 50  # planted structure: far above chance (1 in 40)
-    assert all(0 <= r["P@5"] <= 100 for r in rows)
+    assert all(0 <= r["P@5"] <= 100 and 0 <= r["R@100"] <= 100 for r in rows)
 
 
-def test_title_weights_and_crossfit_each_get_their_rows(data_dir: Path, tmp_path: Path) -> None:
+def test_title_weights_and_beams_each_get_their_rows(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "tune.json"
-    argv = ["--data", str(data_dir), "--variants", "epochs=1", "--title-weights", "0,1", "--crossfit", "0,2"]
-    assert tune_ranker([*argv, "--json", str(out)]) == 0
+    argv = ["--data", str(data_dir), "--variants", "epochs=1", "--title-weights", "0,1", "--beams", "2,10"]
+    assert tune_ranker([*argv, "--jobs", "1", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())
-    assert [(r["title_weight"], r.get("crossfit")) for r in rows] == [
-        (0.0, None),
-        (0.0, 0),
-        (0.0, 2),
-        (1.0, None),
-        (1.0, 0),
-        (1.0, 2),
+    assert [(r["title_weight"], r["beam"], r["variant"]) for r in rows] == [
+        (w, b, v) for w in (0.0, 1.0) for b in (2, 10) for v in ("trees alone", "epochs=1")
     ]
     assert all(r["P@1"] > 50 for r in rows)
 

@@ -6,7 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from training.featurizer_fit import FeaturizerParams, fit_featurizer
+from training.featurizer_fit import fit_featurizer
+from training.params import FeaturizerParams
+from xmlc.doc import Doc
 from xmlc.featurizer import (
     DEFAULT_TOKEN_PATTERN,
     FeaturizerConfig,
@@ -16,11 +18,11 @@ from xmlc.featurizer import (
 )
 
 TEXTS = [
-    "The Council adopted the regulation on fisheries.",
-    "Fisheries quotas: the council regulation sets quotas.",
-    "Customs duties on imports of steel products.",
-    "The regulation on customs duties and steel imports.",
-    "Agricultural aid for milk products in the Community.",
+    Doc("The Council adopted the regulation on fisheries."),
+    Doc("Fisheries quotas: the council regulation sets quotas."),
+    Doc("Customs duties on imports of steel products."),
+    Doc("The regulation on customs duties and steel imports."),
+    Doc("Agricultural aid for milk products in the Community."),
 ]
 
 
@@ -33,13 +35,13 @@ def test_tokenize_unigrams_then_bigrams():
 @pytest.mark.parametrize("n_jobs,title_weight", [(1, 0.0), (2, 0.0), (2, 0.7)])
 def test_fit_matches_serving_transform(n_jobs, title_weight, corpus):
     """The training matrix and the per-request transform give the same vectors (train/serve parity)."""
-    texts = [f"title {i % 7} {d.title}\n{d.text}" for i, d in enumerate(corpus[0][:300])]
+    texts = [Doc(d.text, f"title {i % 7} {d.title}") for i, d in enumerate(corpus[0][:300])]
     params = FeaturizerParams(min_df=2, max_features=500, title_weight=title_weight)
     featurizer, X = fit_featurizer(texts, params, n_jobs=n_jobs, progress=False)
     assert X.shape == (300, featurizer.dim) and len(featurizer.vocabulary) <= 500
     assert (featurizer.title is not None) == (title_weight > 0)
     for i in (0, 7, 299):
-        row = featurizer.transform_one(texts[i])
+        row = featurizer.transform([texts[i]])
         assert np.array_equal(row.indices, X[i].indices)
         np.testing.assert_allclose(row.data, X[i].data, rtol=1e-6)
     batch = featurizer.transform(texts[:50])
@@ -94,8 +96,8 @@ def test_save_load_round_trip(tmp_path, title_weight):
     assert abs(again.transform(TEXTS) - featurizer.transform(TEXTS)).max() == 0
 
 
-def test_title_field_is_the_first_line_with_its_own_vocabulary_and_weight():
-    texts = [f"{t.split()[-1]}\n{t}" for t in TEXTS]  # first line: the text's last word
+def test_title_field_is_the_heading_with_its_own_vocabulary_and_weight():
+    texts = [Doc(t.text, t.text.split()[-1]) for t in TEXTS]  # title: the text's last word
     featurizer, X = fit_featurizer(
         texts,
         FeaturizerParams(min_df=1, max_df=1.0, max_features=0, title_weight=0.5),
@@ -106,14 +108,19 @@ def test_title_field_is_the_first_line_with_its_own_vocabulary_and_weight():
     n_body = len(featurizer.vocabulary)
     assert featurizer.dim == n_body + featurizer.title.dim
     assert "fisheries" in featurizer.title.vocabulary and "council" not in featurizer.title.vocabulary
-    for row in featurizer.transform(["fisheries.\nthe council", "the council\nfisheries."]):
+    pair = [Doc("the council", "fisheries."), Doc("fisheries.", "the council")]
+    for row in featurizer.transform(pair):
         body, title = row[:, :n_body], row[:, n_body:]
         np.testing.assert_allclose(body.multiply(body).sum() + title.multiply(title).sum(), 1.0, rtol=1e-5)
-        if title.nnz:  # only the first text has a known word on its first line
+        if title.nnz:  # only the first document has a known word in its title
             np.testing.assert_allclose(np.sqrt(title.multiply(title).sum() / body.multiply(body).sum()), 0.5)
-    rows = featurizer.transform(["fisheries.\nthe council", "the council\nfisheries."])
+    rows = featurizer.transform(pair)
     assert rows[0, n_body:].nnz == 1 and rows[1, n_body:].nnz == 0
-    np.testing.assert_allclose(X[0].toarray(), featurizer.transform_one(texts[0]).toarray(), rtol=1e-6)
+    # A text without a title: its first line is the title field.
+    np.testing.assert_allclose(
+        rows[0].toarray(), featurizer.transform([Doc("fisheries.\nthe council")]).toarray()
+    )
+    np.testing.assert_allclose(X[0].toarray(), featurizer.transform(texts[:1]).toarray(), rtol=1e-6)
     with pytest.raises(ValueError, match="title_weight"):
         FeaturizerParams(title_weight=-1)
     with pytest.raises(ValueError, match="title field"):
@@ -124,8 +131,8 @@ def test_unknown_and_empty_text_give_empty_rows():
     featurizer, _ = fit_featurizer(
         TEXTS, FeaturizerParams(min_df=1, max_features=0), n_jobs=1, progress=False
     )
-    assert featurizer.transform_one("zzz qqq").nnz == 0
-    assert featurizer.transform_one("").nnz == 0
+    assert featurizer.transform([Doc("zzz qqq")]).nnz == 0
+    assert featurizer.transform([Doc("")]).nnz == 0
 
 
 # ------------------------------------------- the fast serving path against the plain string algorithm

@@ -22,7 +22,7 @@ def _clustered(n_labels: int, n_docs: int, dim: int, seed: int = 0) -> tuple[np.
 def test_recall_against_exact_search() -> None:
     vecs, bias, docs = _clustered(3000, 300, 32)
     index = HnswShortlister.build(vecs, bias, HnswParams(M=16, ef_construction=100, ef_search=100))
-    found, found_scores = index.shortlist(docs, 100)
+    found, found_scores = index.search(docs, 100)
     exact, exact_scores = index.exact(docs, 100)
     # Truth: each document's 5 best labels by exact inner product.
     truth = [set(row[:5]) for row in exact.tolist()]
@@ -41,8 +41,8 @@ def test_small_ef_loses_recall_large_ef_restores_it() -> None:
     index = HnswShortlister.build(vecs, bias, HnswParams(M=8, ef_construction=100, ef_search=16))
     exact, _ = index.exact(docs, 50)
     truth = [set(row) for row in exact.tolist()]
-    low = shortlist_recall(index.shortlist(docs, 50, ef_search=50)[0], exact, truth)
-    high = shortlist_recall(index.shortlist(docs, 50, ef_search=800)[0], exact, truth)
+    low = shortlist_recall(index.search(docs, 50, ef_search=50)[0], exact, truth)
+    high = shortlist_recall(index.search(docs, 50, ef_search=800)[0], exact, truth)
     assert high > low and high >= 0.95
 
 
@@ -53,8 +53,8 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     assert sorted(files) == ["hnsw.json", "labels.hnsw"]
     again = HnswShortlister.load(tmp_path)
     assert again.params == index.params and again.n_labels == 500 and again.dim == 16
-    a, sa = index.shortlist(docs, 10)
-    b, sb = again.shortlist(docs, 10)
+    a, sa = index.search(docs, 10)
+    b, sb = again.search(docs, 10)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(sa, sb)
 
@@ -62,10 +62,10 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
 def test_k_capped_and_empty_batch() -> None:
     vecs, bias, docs = _clustered(20, 3, 8)
     index = HnswShortlister.build(vecs, bias, HnswParams(M=4))
-    idx, _ = index.shortlist(docs, 50)
+    idx, _ = index.search(docs, 50)
     assert idx.shape == (3, 20)
     assert sorted(idx[0].tolist()) == list(range(20))
-    assert index.shortlist(docs[:0], 5)[0].shape == (0, 5)
+    assert index.search(docs[:0], 5)[0].shape == (0, 5)
 
 
 def test_shortlist_recall_by_hand() -> None:

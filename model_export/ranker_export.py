@@ -1,0 +1,123 @@
+"""A trained ranker network to the runtime `OnnxRanker` (encoder + scorer graphs), parity-checked.
+
+Opset 17, dynamic batch, document-length and candidate axes. The parity check runs at every export on
+real inputs (training documents and their shortlists) and refuses graphs whose probabilities differ from
+torch's by more than the tolerance. The term table (features x dim, by far the largest tensor) is stored
+as float16 and widened after the gather: half the bundle size; the torch model is rounded the same way
+first, so the model that is checked and served is the rounded one.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from model_export.onnx_graph import check_parity, export_record, to_onnx
+from xmlc.onnx_session import OnnxSession
+from xmlc.ranker import OnnxRanker, RankerConfig
+
+
+class RankerNetLike(Protocol):
+    """What the export needs of the training network (`training.ranker_model.RankerNet`)."""
+
+    dim: int
+    use_prior: bool
+    features: nn.EmbeddingBag
+    labels: nn.Embedding
+
+    def encode_csr(self, X: sp.csr_matrix) -> torch.Tensor: ...
+
+    def score(self, h: torch.Tensor, cand: torch.Tensor, prior: torch.Tensor) -> torch.Tensor: ...
+
+
+class ExportedEncoder(nn.Module):
+    """Graph ``encoder.onnx``: padded document arrays -> document vectors."""
+
+    table: torch.Tensor
+
+    def __init__(self, net: RankerNetLike) -> None:
+        super().__init__()
+        self.register_buffer("table", net.features.weight.detach().to(torch.float16))
+
+    def forward(self, feat_ids: torch.Tensor, feat_vals: torch.Tensor) -> torch.Tensor:
+        rows = self.table[feat_ids].to(torch.float32)
+        return (rows * feat_vals.unsqueeze(-1)).sum(1)
+
+
+class ExportedScorer(nn.Module):
+    """Graph ``scorer.onnx``: document vectors + candidates + shortlister scores -> probabilities."""
+
+    def __init__(self, net: RankerNetLike) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(
+        self, doc_vec: torch.Tensor, cand_ids: torch.Tensor, cand_prior: torch.Tensor
+    ) -> torch.Tensor:
+        return torch.sigmoid(self.net.score(doc_vec, cand_ids, cand_prior))
+
+
+@torch.no_grad()
+def export_ranker(
+    net: RankerNetLike, n_candidates: int, X: sp.csr_matrix, cand: np.ndarray, prior: np.ndarray
+) -> OnnxRanker:
+    """The runtime ranker of ``net``, checked on sample documents ``X`` with their shortlists."""
+    net.features.weight.copy_(net.features.weight.to(torch.float16).to(torch.float32))
+    d = net.dim
+    encoder = to_onnx(
+        ExportedEncoder(net),
+        (torch.zeros((2, 3), dtype=torch.int64), torch.ones((2, 3), dtype=torch.float32)),
+        {"feat_ids": {0: "batch", 1: "terms"}, "feat_vals": {0: "batch", 1: "terms"}},
+        {"doc_vec": {}},
+    )
+    scorer = to_onnx(
+        ExportedScorer(net),
+        (
+            torch.zeros((2, d), dtype=torch.float32),
+            torch.zeros((2, 4), dtype=torch.int64),
+            torch.ones((2, 4), dtype=torch.float32),
+        ),
+        {
+            "doc_vec": {0: "batch"},
+            "cand_ids": {0: "batch", 1: "candidates"},
+            "cand_prior": {0: "batch", 1: "candidates"},
+        },
+        {"probs": {}},
+    )
+    config = RankerConfig(
+        dim=d,
+        n_features=int(net.features.weight.shape[0]),
+        n_labels=int(net.labels.num_embeddings),
+        n_candidates=n_candidates,
+        uses_prior=net.use_prior,
+    )
+    ranker = OnnxRanker(OnnxSession(encoder), OnnxSession(scorer), config)
+    ranker.export_info = export_record(parity_check(net, ranker, X, cand, prior))
+    return ranker
+
+
+@torch.no_grad()
+def parity_check(
+    net: RankerNetLike, ranker: OnnxRanker, X: sp.csr_matrix, cand: np.ndarray, prior: np.ndarray
+) -> float:
+    """Max |torch - onnxruntime| over the scored probabilities; `ParityError` above the tolerance.
+
+    Document vectors are compared too, relative to their largest entry: their scale depends on the
+    method (a label-space encoder's vectors can be in the hundreds), where float32 sums in another order
+    differ by more than 1e-4 in absolute terms without changing any score. Padding candidates (-1) are
+    checked as label 0.
+    """
+    X = X.tocsr().astype(np.float32)
+    cand, prior = np.where(cand < 0, 0, cand), np.where(cand < 0, 1.0, prior).astype(np.float32)
+    h_torch = net.encode_csr(X)
+    p_torch = torch.sigmoid(net.score(h_torch, torch.from_numpy(cand), torch.from_numpy(prior))).numpy()
+    h_onnx = ranker.encode(X)
+    p_onnx = ranker.score(h_onnx, cand, prior)
+    h_ref = h_torch.numpy()
+    h_rel = float(np.abs(h_onnx - h_ref).max() / max(1.0, float(np.abs(h_ref).max()))) if h_ref.size else 0.0
+    check_parity("ranker's document vectors (relative)", h_rel)
+    return check_parity("ranker", float(np.abs(p_onnx - p_torch).max()) if p_torch.size else 0.0)

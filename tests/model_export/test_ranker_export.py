@@ -1,0 +1,71 @@
+"""Ranker export: the runtime `OnnxRanker` computes what the torch network computes, or export fails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import scipy.sparse as sp
+
+torch = pytest.importorskip("torch")
+
+from model_export.onnx_graph import OPSET, ParityError  # noqa: E402
+from model_export.ranker_export import export_ranker, parity_check  # noqa: E402
+from training.ranker_model import RankerNet  # noqa: E402
+from xmlc.ranker import OnnxRanker  # noqa: E402
+
+
+def random_inputs(n_docs: int, n_features: int, n_labels: int, n_cand: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = sp.random(n_docs, n_features, density=0.05, format="csr", dtype=np.float32, random_state=seed)
+    X.data = rng.random(X.nnz).astype(np.float32)
+    cand = rng.integers(0, n_labels, size=(n_docs, n_cand)).astype(np.int64)
+    prior = rng.random((n_docs, n_cand)).astype(np.float32)
+    return X, cand, prior
+
+
+def _net(n_features: int = 300, n_labels: int = 40, use_prior: bool = True) -> RankerNet:
+    torch.manual_seed(0)
+    net = RankerNet(n_features, n_labels, 24, use_prior)
+    with torch.no_grad():  # move away from the init so that every term matters
+        for p in net.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return net.eval()
+
+
+@pytest.mark.parametrize("use_prior", [True, False])
+def test_export_parity_on_other_shapes(tmp_path: Path, use_prior: bool) -> None:
+    net = _net(use_prior=use_prior)
+    X, cand, prior = random_inputs(8, 300, 40, 5)
+    ranker = export_ranker(net, 5, X, cand, prior)
+    assert ranker.export_info["parity_max_abs_diff"] <= 1e-4 and ranker.export_info["opset"] == OPSET
+    assert sorted(ranker.save(tmp_path)) == ["encoder.onnx", "ranker.json", "scorer.onnx"]
+    for name in ("encoder.onnx", "scorer.onnx"):
+        model = onnx.load(str(tmp_path / name))
+        assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= OPSET
+    # Saved and loaded back; dynamic axes: other batch, document-length and candidate sizes.
+    again = OnnxRanker.load(tmp_path, ranker.meta())
+    assert again.config == ranker.config and again.export_info == ranker.export_info
+    X2, cand2, prior2 = random_inputs(3, 300, 40, 17, seed=5)
+    assert parity_check(net, again, X2, cand2, prior2) <= 1e-4
+
+
+def test_padding_candidates_score_minus_one() -> None:
+    net = _net()
+    X, cand, prior = random_inputs(4, 300, 40, 6)
+    ranker = export_ranker(net, 6, X, cand, prior)
+    cand[:, -2:] = -1
+    probs = ranker.score(ranker.encode(X), cand, prior)
+    assert np.all(probs[:, -2:] == -1.0) and np.all((probs[:, :-2] > 0) & (probs[:, :-2] < 1))
+
+
+def test_parity_check_refuses_a_graph_that_differs() -> None:
+    net = _net()
+    X, cand, prior = random_inputs(8, 300, 40, 5)
+    ranker = export_ranker(net, 5, X, cand, prior)
+    with torch.no_grad():
+        net.label_bias.weight.add_(0.5)
+    with pytest.raises(ParityError, match="ranker"):
+        parity_check(net, ranker, X, cand, prior)

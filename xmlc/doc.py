@@ -1,0 +1,48 @@
+"""`Doc`: one document as the models read it, a title and a text, from the readers and the API alike.
+
+Why a type of its own: the featurizer reads the title twice, once with the text and once as a field of
+its own, and the service's cache key must change exactly when what the model reads changes. Both read
+the two fields from here (`body` and `heading`) instead of re-deriving the title from a line break.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """A text and an optional title; either may be empty, not both (the readers and the API check)."""
+
+    text: str
+    title: str = ""
+
+    @property
+    def clean_title(self) -> str:
+        """The title with its runs of whitespace (line breaks included) made one space."""
+        return " ".join(self.title.split())
+
+    @property
+    def body(self) -> str:
+        """What the text vocabulary reads: the title on a line of its own in front of the text."""
+        title = self.clean_title
+        if not title:
+            return self.text
+        return f"{title}\n{self.text}" if self.text else title
+
+    @property
+    def heading(self) -> str:
+        """What the title field reads: the title, or for a document without one its text's first line."""
+        title = self.clean_title
+        if title:
+            return title
+        end = self.text.find("\n")
+        return self.text if end < 0 else self.text[:end]
+
+    def normalised(self) -> tuple[str, str]:
+        """(heading, body) with whitespace runs made one space: equal pairs always get equal answers.
+
+        Tokens never contain whitespace, so the models cannot tell such documents apart; a title and a
+        first line of text are told apart only through `heading`, which keeps them distinct.
+        """
+        return " ".join(self.heading.split()), " ".join(self.body.split())
