@@ -42,7 +42,15 @@ def pifa(X: sp.csr_matrix, Y: sp.csr_matrix) -> sp.csr_matrix:
 
 
 def _balanced_2means(emb: sp.csr_matrix, rng: np.random.Generator, max_iter: int) -> np.ndarray:
-    """Split rows into two halves of equal size (±1) by spherical 2-means; returns a 0/1 assignment."""
+    """Split rows into two halves of equal size (±1) by spherical 2-means; returns a 0/1 assignment.
+
+    The centers are dense over the columns these rows use only (renumbered in order): deep in a tree a
+    group of a few dozen labels touches a few thousand features, not all of them.
+    """
+    used = np.unique(emb.indices)
+    emb = sp.csr_matrix(
+        (emb.data, np.searchsorted(used, emb.indices), emb.indptr), shape=(emb.shape[0], max(len(used), 1))
+    )
     n = emb.shape[0]
     first, second = rng.choice(n, size=2, replace=False)
     centers = emb[[first, second]].toarray()

@@ -102,7 +102,7 @@ def fit_tree_ranker(data: TrainingSet, p: TreeRankerParams) -> Model:
     from training.two_stage import fit_ranker
 
     trees = train_trees(*data.tree_data(p.tree.label_docs), p.tree, data.n_jobs, data.progress)
-    cand, prior = trees.search(data.X, p.ranker.n_candidates)
+    cand, prior = trees.search(data.X, p.ranker.n_candidates, n_jobs=data.n_jobs)
     return data.pipeline(trees, fit_ranker(data, cand, prior, p.ranker))
 
 

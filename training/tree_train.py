@@ -44,10 +44,21 @@ def _membership(layout: TreeLayout) -> list[sp.csr_matrix]:
 def _train_node(
     X: sp.csr_matrix, rows: np.ndarray, Y_children: sp.csc_matrix, params: LinearParams
 ) -> tuple[sp.csc_matrix, np.ndarray]:
-    """Classifiers for the children of one node, on the documents ``rows`` that reach it."""
+    """Classifiers for the children of one node, on the documents ``rows`` that reach it.
+
+    liblinear sees only the columns these documents use (renumbered in order, so every dot product sums
+    in the same order as over all columns): a weight vector as long as the node's vocabulary, not the
+    whole feature space, which at a million labels is the difference between O(nodes x features) and
+    O(nonzeros).
+    """
     n_children = Y_children.shape[1]
     d = X.shape[1]
-    X_sub = X[rows].astype(np.float64)
+    X_sub = X[rows]
+    used = np.unique(X_sub.indices)
+    X_sub = sp.csr_matrix(
+        (X_sub.data.astype(np.float64), np.searchsorted(used, X_sub.indices), X_sub.indptr),
+        shape=(X_sub.shape[0], max(len(used), 1)),
+    )
     Y_sub = Y_children[rows].toarray() > 0
     cols: list[np.ndarray] = []
     vals: list[np.ndarray] = []
@@ -74,7 +85,7 @@ def _train_node(
             svm.fit(X_sub, y)
         w = svm.coef_.ravel()
         nz = np.flatnonzero(np.abs(w) >= params.threshold)
-        cols.append(nz.astype(np.int32))
+        cols.append(used[nz].astype(np.int32))
         vals.append(w[nz].astype(np.float32))
         bias[c] = svm.intercept_[0]
     indptr = np.concatenate([[0], np.cumsum([len(c) for c in cols])])
@@ -156,7 +167,7 @@ def train_tree(
     results = _fit_tasks(X, Y_levels, tasks, params, n_jobs, progress, desc)
     weights = sp.hstack([results[t][0] for t in range(len(tasks))], format="csr", dtype=np.float32)
     bias = np.concatenate([results[t][1] for t in range(len(tasks))])
-    return Tree(layout.parents, layout.label_of_leaf, weights, bias)
+    return Tree.from_csr(layout.parents, layout.label_of_leaf, weights, bias)
 
 
 def train_trees(

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
+from tqdm.auto import tqdm
 
 from xmlc.bundle import BundleError
 from xmlc.data import DataError
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Extreme multi-label text classification: train, evaluate, predict.",
@@ -268,6 +272,36 @@ def demo(
     typer.echo(f"document {sample.id} (true labels {', '.join(sample.labels)}):")
     for x in labels:
         typer.echo(f"  {x.id:>6}  {x.score:.3f}  {x.name}")
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option(help="Folder for train.jsonl.gz, test.jsonl.gz, labels.jsonl.gz.")],
+    n_labels: Annotated[int, typer.Option(min=2, help="Labels of the corpus.")] = 10_000,
+    n_docs: Annotated[int, typer.Option(min=0, help="Training documents (0: 0.73 per label).")] = 0,
+    n_test: Annotated[int, typer.Option(min=0, help="Held-out documents.")] = 5_000,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same corpus.")] = 0,
+) -> None:
+    """Write a generated corpus with a planted label structure at extreme scale (power-law labels)."""
+    from xmlc.data import atomic_text_writer, write_documents
+    from xmlc.synthetic import ScaleCorpus, ScaleSpec
+
+    spec = ScaleSpec(n_labels=n_labels, n_docs=n_docs, seed=seed)
+    corpus = ScaleCorpus(spec)
+    out.mkdir(parents=True, exist_ok=True)
+    with tqdm(total=spec.docs + n_test, desc="generate", unit="doc") as bar:
+        for name, n, part in (("train", spec.docs, 1), ("test", n_test, 2)):
+            write_documents(out / f"{name}.jsonl.gz", _counted(corpus.documents(n, part, name[:2]), bar))
+    with atomic_text_writer(out / "labels.jsonl.gz") as fh:
+        for label_id, name in corpus.label_names():
+            fh.write(json.dumps({"id": label_id, "name": name}) + "\n")
+    typer.echo(f"wrote {out}: {spec.docs} training and {n_test} held-out documents, {n_labels} labels")
+
+
+def _counted(items: Iterator[T], bar: tqdm) -> Iterator[T]:
+    for item in items:
+        bar.update(1)
+        yield item
 
 
 if __name__ == "__main__":

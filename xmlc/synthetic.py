@@ -7,6 +7,7 @@ one to three labels, mostly from one topic, and mix their words with common fill
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,3 +80,104 @@ def make_corpus(spec: SyntheticSpec | None = None) -> tuple[list[Document], dict
             Document(id=f"d{d}", title=title, text=" ".join(words), labels=tuple(f"L{x}" for x in labels))
         )
     return docs, names
+
+
+# ------------------------------------------------------------------------- corpora at extreme scale
+
+
+@dataclass(frozen=True)
+class ScaleSpec:
+    """A planted-structure corpus with the statistics of extreme label sets (Amazon-670K-like).
+
+    Label popularity follows a power law (``alpha``; most labels end with 1-10 documents), a document
+    has about ``labels_per_doc`` labels, mostly from one topic, and 50-150 tokens: each label's three
+    signature words, its topic's words, and filler drawn Zipf-like from a ``vocabulary`` of words that
+    labels also share, so a label is told by which words occur together, not by a word of its own.
+    """
+
+    n_labels: int = 10_000
+    n_docs: int = 0  # 0: 0.73 * n_labels, as Amazon-670K has
+    labels_per_doc: float = 5.0
+    topic_size: int = 50  # labels per topic
+    vocabulary: int = 100_000
+    min_len: int = 50
+    max_len: int = 150
+    alpha: float = 0.55  # label popularity ~ rank^-alpha
+    same_topic: float = 0.8  # chance that a further label comes from the first label's topic
+    seed: int = 0
+
+    @property
+    def docs(self) -> int:
+        return self.n_docs or int(0.73 * self.n_labels)
+
+
+class ScaleCorpus:
+    """Documents of a `ScaleSpec`, generated one at a time: O(labels per document) work each.
+
+    The label tables (signature words, topics) are built once in O(labels); every document then costs
+    O(its labels and tokens), never O(all labels). `documents(start, stop, seed)` is reproducible for
+    any range, so a training and a held-out set come from disjoint seeds of the same corpus.
+    """
+
+    def __init__(self, spec: ScaleSpec) -> None:
+        self.spec = spec
+        rng = np.random.default_rng(spec.seed)
+        L, V = spec.n_labels, spec.vocabulary
+        # Label "rank" r has popularity ~ (r + 1)^-alpha; ranks are shuffled over label ids and topics.
+        self.rank_to_label = rng.permutation(L)
+        self.topic_of = rng.integers(0, max(1, L // spec.topic_size), size=L)
+        order = np.argsort(self.topic_of, kind="stable")
+        self.topic_members = order
+        self.topic_start = np.searchsorted(self.topic_of[order], np.arange(self.topic_of.max() + 2))
+        self.signature = rng.integers(0, V, size=(L, 3))
+        self.topic_words = rng.integers(0, V, size=(int(self.topic_of.max()) + 1, 4))
+        self.words = [_word("v", i) for i in range(V)]
+
+    def _rank(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` label ranks from the power law, by its inverse CDF (continuous approximation)."""
+        a = self.spec.alpha
+        r = np.floor(self.spec.n_labels * rng.random(n) ** (1.0 / (1.0 - a))).astype(np.int64)
+        return np.minimum(r, self.spec.n_labels - 1)
+
+    def _filler(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Zipf-like word ids: a few very common words, a long tail."""
+        return np.minimum(rng.zipf(1.3, n) - 1, self.spec.vocabulary - 1)
+
+    def document(self, rng: np.random.Generator, doc_id: str) -> Document:
+        s = self.spec
+        k = max(1, min(int(rng.poisson(s.labels_per_doc - 1)) + 1, 4 * int(s.labels_per_doc)))
+        first = int(self.rank_to_label[self._rank(rng, 1)[0]])
+        labels = [first]
+        topic = self.topic_of[first]
+        members = self.topic_members[self.topic_start[topic] : self.topic_start[topic + 1]]
+        for r in self._rank(rng, k - 1):
+            if rng.random() < s.same_topic and len(members) > 1:
+                cand = int(members[rng.integers(len(members))])
+            else:
+                cand = int(self.rank_to_label[r])
+            if cand not in labels:
+                labels.append(cand)
+        n_tokens = int(rng.integers(s.min_len, s.max_len + 1))
+        signal = np.concatenate([self.signature[labels].ravel(), self.topic_words[topic]])
+        n_signal = min(n_tokens // 2, 3 * len(signal))
+        words = np.concatenate([rng.choice(signal, n_signal), self._filler(rng, n_tokens - n_signal)])
+        rng.shuffle(words)
+        title = np.concatenate([self.signature[first], self._filler(rng, 3)])
+        rng.shuffle(title)
+        word = self.words.__getitem__
+        return Document(
+            id=doc_id,
+            title=" ".join(map(word, title.tolist())),
+            text=" ".join(map(word, words.tolist())),
+            labels=tuple(f"L{lab}" for lab in labels),
+        )
+
+    def documents(self, n: int, seed: int, prefix: str = "d") -> Iterator[Document]:
+        rng = np.random.default_rng([self.spec.seed, seed])
+        for i in range(n):
+            yield self.document(rng, f"{prefix}{i}")
+
+    def label_names(self) -> Iterator[tuple[str, str]]:
+        """(id, name) of every label: its first two signature words, as a real label's name would be."""
+        for lab in range(self.spec.n_labels):
+            yield f"L{lab}", " ".join(self.words[w] for w in self.signature[lab, :2].tolist())

@@ -1,14 +1,18 @@
 """Label-tree shortlister (XR-Linear / Parabel / Bonsai family): beam search over linear node scorers.
 
-A tree stores, per level, the parent of every node and a sparse weight column per node; all levels sit
-side by side in one CSR matrix (features x nodes), so one sparse product scores every node of a document
-and beam search then walks the levels on that dense score row. Several trees are averaged at the leaves.
-It reads a batch's TF-IDF rows (`xmlc.batch.Batch.features`).
+A tree keeps, for every node that has children, one *chunk*: the weights of its children, by feature
+(`xmlc.beam`). Beam search scores only the children of the nodes in the beam, so a prediction costs
+about ``levels x beam x children`` small sparse dot products whatever the number of labels. Several
+trees are averaged at the leaves. The arrays are saved as ``.npy`` files and memory-mapped on load:
+replicas on one host, and a reload, share their pages. It reads a batch's TF-IDF rows
+(`xmlc.batch.Batch.features`).
 """
 
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,9 +21,28 @@ import numpy as np
 import scipy.sparse as sp
 
 from xmlc.batch import Batch
-from xmlc.topk import top_k
+from xmlc.beam import POST_L3_HINGE, POST_SIGMOID, merge_trees, search_tree
 
 POSTS = ("l3-hinge", "sigmoid")
+LAYOUT = "chunked"  # the manifest's shortlister "layout"; bundles without one hold a CSR weight matrix
+ARRAYS = (
+    "levels",
+    "label_of_leaf",
+    "bias",
+    "child_ptr",
+    "row_ptr",
+    "row_feat",
+    "entry_ptr",
+    "entry_child",
+    "entry_val",
+    "full_ptr",
+    "full_node",
+    "full_val",
+)
+# Levels of at most this many nodes (the top of a tree) are stored and scored by feature, whole (see
+# `xmlc.beam`); deeper ones by chunks.
+FULL_NODES = 16_384
+SEARCH_ROWS = 2048  # documents per kernel call: bounds the (docs x candidates) buffers of a call
 
 
 @dataclass(frozen=True)
@@ -36,88 +59,177 @@ class TreePredParams:
             raise ValueError(f"post must be one of {POSTS}, got {self.post!r}")
 
 
-def transform_scores(z: np.ndarray, post: str) -> np.ndarray:
-    """Margins -> (0, 1] scores multiplied along a path: l3-hinge exp(-max(0, 1-z)^3) or sigmoid."""
-    if post == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-z))
-    h = np.maximum(0.0, 1.0 - z)
-    return np.exp(-(h * h * h))
-
-
 class Tree:
-    """One label tree: ``parents`` per level, weights (features x all nodes) and biases."""
+    """One label tree as chunks.
 
-    def __init__(
-        self, parents: list[np.ndarray], label_of_leaf: np.ndarray, weights: sp.csr_matrix, bias: np.ndarray
-    ) -> None:
-        self.parents = [np.asarray(p, dtype=np.int32) for p in parents]
-        self.label_of_leaf = np.asarray(label_of_leaf, dtype=np.int32)
-        self.weights = weights.tocsr().astype(np.float32)
-        self.bias = np.asarray(bias, dtype=np.float32)
-        sizes = [len(p) for p in self.parents]
-        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        if self.weights.shape[1] != self.offsets[-1] or len(self.bias) != self.offsets[-1]:
-            raise ValueError("tree weights do not match its levels")
-        if len(self.label_of_leaf) != sizes[-1]:
+    Nodes are numbered over all levels (level 0 first); ``levels`` holds the level sizes, leaves are the
+    last level and ``label_of_leaf`` maps them to labels. Chunk 0 is the root's, chunk ``n + 1`` node
+    ``n``'s; its children are nodes ``child_ptr[c]:child_ptr[c + 1]``, its rows ``row_ptr[c]:row_ptr[c +
+    1]`` (feature ``row_feat[r]``, entries ``entry_ptr[r]:entry_ptr[r + 1]``: the child's offset in the
+    chunk and its weight as float16 bits). ``bias`` is per node.
+    """
+
+    def __init__(self, n_features: int, **arrays: np.ndarray) -> None:
+        missing = set(ARRAYS) - set(arrays)
+        if missing:
+            raise ValueError(f"tree arrays missing: {sorted(missing)}")
+        self.n_features = n_features
+        self.levels = np.asarray(arrays["levels"], np.int64)
+        self.label_of_leaf = arrays["label_of_leaf"]
+        self.bias = arrays["bias"]
+        self.child_ptr = arrays["child_ptr"]
+        self.row_ptr = arrays["row_ptr"]
+        self.row_feat = arrays["row_feat"]
+        self.entry_ptr = arrays["entry_ptr"]
+        self.entry_child = arrays["entry_child"]
+        self.entry_val = arrays["entry_val"]
+        self.full_ptr = arrays["full_ptr"]
+        self.full_node = arrays["full_node"]
+        self.full_val = arrays["full_val"]
+        self._local = threading.local()
+        n_nodes = int(self.levels.sum())
+        if len(self.bias) != n_nodes or len(self.child_ptr) != n_nodes - int(self.levels[-1]) + 2:
+            raise ValueError("tree arrays do not match its levels")
+        if len(self.label_of_leaf) != self.levels[-1]:
             raise ValueError("tree leaf level does not match its labels")
+        if self.row_ptr[-1] != len(self.row_feat) or self.entry_ptr[-1] != len(self.entry_val):
+            raise ValueError("tree chunk arrays are inconsistent")
 
     @property
     def n_labels(self) -> int:
         return len(self.label_of_leaf)
 
-    def leaf_scores(self, X: sp.csr_matrix, params: TreePredParams) -> np.ndarray:
-        """Dense (docs x labels) path scores after beam search; labels off the beam score 0."""
-        z = (
-            np.asarray((X @ self.weights).todense(), dtype=np.float32)
-            if X.shape[0]
-            else np.zeros((0, self.weights.shape[1]), np.float32)
-        )
-        z += self.bias
-        s = transform_scores(z, params.post)
-        n = X.shape[0]
-        path = np.ones((n, 1), dtype=np.float32)
-        rows = np.arange(n)[:, None]
-        last = len(self.parents) - 1
-        for level, parent in enumerate(self.parents):
-            cand = path[:, parent] * s[:, self.offsets[level] : self.offsets[level + 1]]
-            if level == last or cand.shape[1] <= params.beam_size:
-                path = cand
-                continue
-            keep = np.argpartition(-cand, params.beam_size - 1, axis=1)[:, : params.beam_size]
-            path = np.zeros_like(cand)
-            path[rows, keep] = cand[rows, keep]
-        out = np.zeros((n, self.n_labels), dtype=np.float32)
-        out[:, self.label_of_leaf] = path
-        return out
+    @property
+    def leaf_first(self) -> int:
+        return int(self.levels[:-1].sum())
+
+    @property
+    def level_first(self) -> np.ndarray:
+        """The first node of every level, and the node count at the end."""
+        return np.concatenate([[0], np.cumsum(self.levels)]).astype(np.int64)
+
+    @property
+    def leaf_width(self) -> int:
+        """The most children of a last-level parent: a beam node's share of the leaf candidates."""
+        widths = np.diff(self.child_ptr)[np.asarray(self.child_ptr[:-1]) >= self.leaf_first]
+        return int(widths.max()) if len(widths) else 1
+
+    def search(self, X: sp.csr_matrix, params: TreePredParams) -> tuple[np.ndarray, np.ndarray]:
+        """Leaf candidates (labels, -1 pads) and path scores of every row of ``X`` (CSR, sorted)."""
+        width = min(params.beam_size * self.leaf_width, self.n_labels)
+        labels = np.full((X.shape[0], width), -1, np.int64)
+        scores = np.zeros((X.shape[0], width), np.float32)
+        post = POST_SIGMOID if params.post == "sigmoid" else POST_L3_HINGE
+        search_tree(
+            X.indptr, X.indices, X.data, self.child_ptr, self.row_ptr, self.row_feat, self.entry_ptr,
+            self.entry_child, self.entry_val, self.full_ptr, self.full_node, self.full_val, self.bias,
+            self.level_first, self.label_of_leaf, params.beam_size, post, self._scratch(), labels, scores,
+        )  # fmt: skip
+        return labels, scores
+
+    def _scratch(self) -> np.ndarray:
+        """This thread's zeroed dense document vector (the search leaves it zeroed)."""
+        buf: np.ndarray | None = getattr(self._local, "x_dense", None)
+        if buf is None:
+            buf = self._local.x_dense = np.zeros(self.n_features, np.float32)
+        return buf
+
+    def to_csr(self) -> sp.csr_matrix:
+        """The weights as one (features x nodes) float32 matrix: for exhaustive scoring in tests."""
+        rows = [np.repeat(self.row_feat, np.diff(self.entry_ptr))]
+        chunk_of_row = np.repeat(np.arange(len(self.row_ptr) - 1), np.diff(self.row_ptr))
+        chunk = np.repeat(chunk_of_row, np.diff(self.entry_ptr))
+        cols = [self.child_ptr[chunk] + self.entry_child]
+        vals = [np.asarray(self.entry_val).view(np.float16)]
+        for level, ptr in enumerate(self.full_ptr):
+            rows.append(np.repeat(np.arange(self.n_features), np.diff(ptr)))
+            cols.append(self.level_first[level] + self.full_node[ptr[0] : ptr[-1]])
+            vals.append(np.asarray(self.full_val[ptr[0] : ptr[-1]]).view(np.float16))
+        shape = (self.n_features, int(self.levels.sum()))
+        data = np.concatenate(vals).astype(np.float32)
+        return sp.csr_matrix((data, (np.concatenate(rows), np.concatenate(cols))), shape=shape)
 
     def save(self, folder: Path, prefix: str) -> list[str]:
-        """Weights as float16 values and the narrowest integer node ids: half the size, same ranking."""
-        names = [f"{prefix}_weights.npz", f"{prefix}_structure.npz"]
-        w = self.weights
-        index_dtype = np.uint16 if w.shape[1] <= np.iinfo(np.uint16).max else np.int32
-        np.savez(
-            folder / names[0],
-            data=w.data.astype(np.float16),
-            indices=w.indices.astype(index_dtype),
-            indptr=w.indptr.astype(np.int64),
-            shape=np.asarray(w.shape, dtype=np.int64),
-        )
-        arrays: dict[str, Any] = {f"parents_{i}": p for i, p in enumerate(self.parents)}
-        arrays.update(label_of_leaf=self.label_of_leaf, bias=self.bias)
-        np.savez(folder / names[1], **arrays)
+        names = []
+        for name in ARRAYS:
+            np.save(folder / f"{prefix}.{name}.npy", getattr(self, name), allow_pickle=False)
+            names.append(f"{prefix}.{name}.npy")
         return names
 
     @classmethod
-    def load(cls, folder: Path, prefix: str) -> Tree:
-        with np.load(folder / f"{prefix}_weights.npz", allow_pickle=False) as z:
-            shape = tuple(int(x) for x in z["shape"])
-            weights = sp.csr_matrix(
-                (z["data"].astype(np.float32), z["indices"].astype(np.int32), z["indptr"]), shape=shape
-            )
-        with np.load(folder / f"{prefix}_structure.npz", allow_pickle=False) as z:
-            n_levels = sum(1 for k in z.files if k.startswith("parents_"))
-            parents = [z[f"parents_{i}"] for i in range(n_levels)]
-            return cls(parents, z["label_of_leaf"], weights, z["bias"])
+    def load(cls, folder: Path, prefix: str, n_features: int) -> Tree:
+        """Memory-mapped: the arrays stay in the page cache, shared with every process that maps them."""
+        arrays = {
+            name: np.asarray(np.load(folder / f"{prefix}.{name}.npy", mmap_mode="r", allow_pickle=False))
+            for name in ARRAYS
+        }
+        return cls(n_features, **arrays)
+
+    @classmethod
+    def from_csr(
+        cls,
+        parents: list[np.ndarray],
+        label_of_leaf: np.ndarray,
+        weights: sp.spmatrix,
+        bias: np.ndarray,
+        full_nodes: int = FULL_NODES,
+    ) -> Tree:
+        """A tree from per-level parents and one (features x nodes) weight matrix (the layout of bundles
+        before the chunked one, and of training); levels of at most ``full_nodes`` nodes at the top are
+        stored whole, by feature."""
+        levels = np.asarray([len(p) for p in parents], np.int64)
+        offsets = np.concatenate([[0], np.cumsum(levels)])
+        # The chunk of every node: its parent's (chunk 0 for level 0), in node order.
+        chunk_of = np.concatenate(
+            [np.zeros(levels[0], np.int64)]
+            + [offsets[lv - 1] + np.asarray(parents[lv], np.int64) + 1 for lv in range(1, len(parents))]
+        )
+        n_chunks = int(offsets[-2]) + 1
+        child_ptr = np.concatenate([[0], np.cumsum(np.bincount(chunk_of, minlength=n_chunks))])
+        n_features = weights.shape[0]
+        W = weights.tocsc()
+        n_full = 0
+        while n_full < len(levels) and levels[n_full] <= full_nodes:
+            n_full += 1
+        full_ptr = np.zeros((n_full, n_features + 1), np.int64)
+        full_node, full_val = [], []
+        done = 0
+        for level in range(n_full):
+            block = W[:, offsets[level] : offsets[level + 1]].tocsr()
+            block.sort_indices()
+            full_ptr[level] = block.indptr + done
+            full_node.append(block.indices.astype(np.uint16))
+            full_val.append(block.data.astype(np.float16))
+            done += block.nnz
+        C = W[:, offsets[n_full] :].tocoo()  # the chunked levels
+        feat = C.row.astype(np.int64)
+        node = C.col.astype(np.int64) + offsets[n_full]
+        chunk = chunk_of[node]
+        order = np.lexsort((node, feat, chunk))
+        feat, node, chunk = feat[order], node[order], chunk[order]
+        vals = C.data[order].astype(np.float16)
+        new_row = np.ones(len(feat), bool)
+        new_row[1:] = (feat[1:] != feat[:-1]) | (chunk[1:] != chunk[:-1])
+        starts = np.flatnonzero(new_row)
+        row_chunk = chunk[starts]
+        width = int(np.diff(child_ptr).max()) if n_chunks else 1
+        return cls(
+            n_features,
+            levels=levels,
+            label_of_leaf=np.asarray(label_of_leaf, np.int32),
+            bias=np.asarray(bias, np.float32),
+            child_ptr=child_ptr.astype(np.int64),
+            row_ptr=np.concatenate([[0], np.cumsum(np.bincount(row_chunk, minlength=n_chunks))]).astype(
+                np.int64
+            ),
+            row_feat=feat[starts].astype(np.int32),
+            entry_ptr=np.concatenate([starts, [len(feat)]]).astype(np.int64),
+            entry_child=(node - child_ptr[chunk]).astype(np.uint16 if width < (1 << 16) else np.int32),
+            entry_val=vals.view(np.uint16),
+            full_ptr=full_ptr,
+            full_node=np.concatenate(full_node) if full_node else np.zeros(0, np.uint16),
+            full_val=(np.concatenate(full_val) if full_val else np.zeros(0, np.float16)).view(np.uint16),
+        )
 
 
 class TreeShortlister:
@@ -131,8 +243,8 @@ class TreeShortlister:
     def __init__(self, trees: list[Tree], params: TreePredParams | None = None) -> None:
         if not trees:
             raise ValueError("a tree shortlister needs at least one tree")
-        if len({t.n_labels for t in trees}) != 1:
-            raise ValueError("all trees must cover the same labels")
+        if len({t.n_labels for t in trees}) != 1 or len({t.n_features for t in trees}) != 1:
+            raise ValueError("all trees must cover the same labels and features")
         self.trees = trees
         self.params = params or TreePredParams()
 
@@ -142,33 +254,40 @@ class TreeShortlister:
 
     @property
     def n_features(self) -> int:
-        return int(self.trees[0].weights.shape[0])
-
-    def scores(self, X: sp.csr_matrix, params: TreePredParams | None = None) -> np.ndarray:
-        p = params or self.params
-        total = self.trees[0].leaf_scores(X, p)
-        for tree in self.trees[1:]:
-            total += tree.leaf_scores(X, p)
-        if len(self.trees) > 1:
-            total /= len(self.trees)
-        return total
+        return self.trees[0].n_features
 
     def shortlist(self, batch: Batch, depth: int) -> tuple[np.ndarray, np.ndarray]:
         """The batch's top-``depth`` labels and path scores (the `Shortlister` contract)."""
         return self.search(batch.features(), depth)
 
     def search(
-        self, X: sp.csr_matrix, k: int, params: TreePredParams | None = None, chunk: int = 512
+        self, X: sp.csr_matrix, k: int, params: TreePredParams | None = None, n_jobs: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` label indices and scores per row, best first (``k`` capped at the label count)."""
+        """Top-``k`` label indices and mean path scores per row, best first; -1 pads rows whose beams
+        reached fewer labels. ``n_jobs`` threads search parts of ``X`` side by side (the kernel
+        releases the GIL)."""
+        p = params or self.params
         k = min(k, self.n_labels)
-        idx_parts, val_parts = [], []
-        for start in range(0, max(X.shape[0], 1), chunk):
-            sc = self.scores(X[start : start + chunk], params)
-            idx, val = top_k(sc, k)
-            idx_parts.append(idx)
-            val_parts.append(val)
-        return np.concatenate(idx_parts), np.concatenate(val_parts)
+        X = X.tocsr().astype(np.float32, copy=False)
+        if not X.has_sorted_indices:
+            X = X.sorted_indices()
+
+        def part(start: int) -> tuple[np.ndarray, np.ndarray]:
+            rows = X[start : start + SEARCH_ROWS]
+            found = [tree.search(rows, p) for tree in self.trees]
+            labels = np.hstack([f[0] for f in found])
+            scores = np.hstack([f[1] for f in found])
+            return merge_trees(labels, scores, len(self.trees), k)
+
+        starts = range(0, X.shape[0], SEARCH_ROWS)
+        if n_jobs > 1 and len(starts) > 1:
+            with ThreadPoolExecutor(n_jobs) as pool:
+                parts = list(pool.map(part, starts))
+        else:
+            parts = [part(s) for s in starts]
+        if not parts:
+            return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
+        return np.concatenate([q[0] for q in parts]), np.concatenate([q[1] for q in parts])
 
     def save(self, folder: Path) -> list[str]:
         files = []
@@ -179,12 +298,32 @@ class TreeShortlister:
 
     def meta(self) -> dict[str, Any]:
         return {
+            "layout": LAYOUT,
             "n_trees": len(self.trees),
-            "level_sizes": [len(p) for p in self.trees[0].parents],
+            "n_features": self.n_features,
+            "level_sizes": self.trees[0].levels.tolist(),
             **asdict(self.params),
         }
 
     @classmethod
     def load(cls, folder: Path, meta: dict[str, Any]) -> TreeShortlister:
         params = TreePredParams(**json.loads((folder / cls.PARAMS_FILE).read_text()))
-        return cls([Tree.load(folder, f"tree{i}") for i in range(int(meta["n_trees"]))], params)
+        n = int(meta["n_trees"])
+        if meta.get("layout") == LAYOUT:
+            trees = [Tree.load(folder, f"tree{i}", int(meta["n_features"])) for i in range(n)]
+        else:
+            trees = [load_csr_tree(folder, f"tree{i}") for i in range(n)]
+        return cls(trees, params)
+
+
+def load_csr_tree(folder: Path, prefix: str) -> Tree:
+    """A tree of a bundle written before the chunked layout (a CSR weight matrix in an ``.npz``)."""
+    with np.load(folder / f"{prefix}_weights.npz", allow_pickle=False) as z:
+        shape = tuple(int(x) for x in z["shape"])
+        weights = sp.csr_matrix(
+            (z["data"].astype(np.float32), z["indices"].astype(np.int32), z["indptr"]), shape=shape
+        )
+    with np.load(folder / f"{prefix}_structure.npz", allow_pickle=False) as z:
+        n_levels = sum(1 for k in z.files if k.startswith("parents_"))
+        parents = [z[f"parents_{i}"] for i in range(n_levels)]
+        return Tree.from_csr(parents, z["label_of_leaf"], weights, z["bias"])

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from xmlc.bundle import MANIFEST, BundleError, read_manifest
+from xmlc.labels import ARRAYS as LABEL_ARRAYS
 from xmlc.loader import load_model
 
 
@@ -17,7 +18,8 @@ def test_manifest_describes_the_bundle(tree_bundle):
     assert manifest["shortlister"]["beam_size"] == 10
     # Each part lists its files; together with the label table they are the bundle's files.
     parts = [manifest[role]["files"] for role in ("featurizer", "shortlister")]
-    assert sorted([*(f for files in parts for f in files), "labels.json"]) == sorted(manifest["files"])
+    label_files = ["labels.json", *(f"{name}.npy" for name in LABEL_ARRAYS)]
+    assert sorted([*(f for files in parts for f in files), *label_files]) == sorted(manifest["files"])
     for name, meta in manifest["files"].items():
         assert (tree_bundle / name).stat().st_size == meta["bytes"] and len(meta["sha256"]) == 64
     assert not any(p.suffix in {".pkl", ".pickle"} for p in tree_bundle.iterdir())
@@ -41,11 +43,11 @@ def broken(tree_bundle, tmp_path):
 
 
 def test_corrupted_file_is_refused(broken):
-    weights = broken / "tree0_weights.npz"
+    weights = broken / "tree0.entry_val.npy"
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0xFF
     weights.write_bytes(bytes(data))
-    with pytest.raises(BundleError, match=r"checksum mismatch for tree0_weights\.npz"):
+    with pytest.raises(BundleError, match=r"checksum mismatch for tree0\.entry_val\.npy"):
         load_model(broken)
 
 
@@ -91,11 +93,13 @@ def test_unknown_part_kind_is_refused_by_name(broken):
 
 
 def test_a_manifest_of_the_previous_layout_still_loads(broken, tree_bundle, corpus):
-    """Bundles written before the part registry: no file lists per part, tree settings at the top."""
+    """Manifests written before the part registry: no file lists per part, tree settings at the top (the
+    tree files of that time load too: tests/xmlc/test_tree_search.py)."""
     manifest = json.loads((broken / MANIFEST).read_text())
     for role in ("featurizer", "shortlister"):
         del manifest[role]["files"]
-    manifest["shortlister"] = {k: manifest["shortlister"][k] for k in ("kind", "n_trees", "level_sizes")}
+    kept = ("kind", "n_trees", "level_sizes", "layout", "n_features")
+    manifest["shortlister"] = {k: manifest["shortlister"][k] for k in kept}
     manifest["predict_params"] = {"beam_size": 10, "post": "l3-hinge"}
     (broken / MANIFEST).write_text(json.dumps(manifest))
     docs = [d.doc for d in corpus[1][:20]]
