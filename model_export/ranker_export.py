@@ -2,9 +2,10 @@
 
 Opset 17, dynamic batch, document-length and candidate axes. The parity check runs at every export on
 real inputs (training documents and their shortlists) and refuses graphs whose probabilities differ from
-torch's by more than the tolerance. The term table (features x dim, by far the largest tensor) is stored
-as float16 and widened after the gather: half the bundle size; the torch model is rounded the same way
-first, so the model that is checked and served is the rounded one.
+torch's by more than the tolerance. The term table (features x dim) is stored in the encoder as float16
+and widened after the gather; the label table (labels x dim) goes beside the scorer as a float16 array
+that the runtime gathers by candidate, so no graph grows with the labels. Both tables of the torch model
+are rounded the same way first (`round_tables`): the model that is checked and served is the rounded one.
 """
 
 from __future__ import annotations
@@ -28,10 +29,15 @@ class RankerNetLike(Protocol):
     use_prior: bool
     features: nn.EmbeddingBag
     labels: nn.Embedding
+    label_bias: nn.Embedding
 
     def encode_csr(self, X: sp.csr_matrix) -> torch.Tensor: ...
 
     def score(self, h: torch.Tensor, cand: torch.Tensor, prior: torch.Tensor) -> torch.Tensor: ...
+
+    def score_vectors(
+        self, h: torch.Tensor, vecs: torch.Tensor, bias: torch.Tensor, prior: torch.Tensor
+    ) -> torch.Tensor: ...
 
 
 class ExportedEncoder(nn.Module):
@@ -49,16 +55,28 @@ class ExportedEncoder(nn.Module):
 
 
 class ExportedScorer(nn.Module):
-    """Graph ``scorer.onnx``: document vectors + candidates + shortlister scores -> probabilities."""
+    """Graph ``scorer.onnx``: document vectors + the candidates' vectors and biases + shortlister scores
+    -> probabilities."""
 
     def __init__(self, net: RankerNetLike) -> None:
         super().__init__()
         self.net = net
 
     def forward(
-        self, doc_vec: torch.Tensor, cand_ids: torch.Tensor, cand_prior: torch.Tensor
+        self,
+        doc_vec: torch.Tensor,
+        cand_vecs: torch.Tensor,
+        cand_bias: torch.Tensor,
+        cand_prior: torch.Tensor,
     ) -> torch.Tensor:
-        return torch.sigmoid(self.net.score(doc_vec, cand_ids, cand_prior))
+        return torch.sigmoid(self.net.score_vectors(doc_vec, cand_vecs, cand_bias, cand_prior))
+
+
+@torch.no_grad()
+def round_tables(net: RankerNetLike) -> None:
+    """Round the term and label tables to float16 precision, in place: what the export stores."""
+    for table in (net.features.weight, net.labels.weight):
+        table.copy_(table.to(torch.float16).to(torch.float32))
 
 
 @torch.no_grad()
@@ -66,7 +84,7 @@ def export_ranker(
     net: RankerNetLike, n_candidates: int, X: sp.csr_matrix, cand: np.ndarray, prior: np.ndarray
 ) -> OnnxRanker:
     """The runtime ranker of ``net``, checked on sample documents ``X`` with their shortlists."""
-    net.features.weight.copy_(net.features.weight.to(torch.float16).to(torch.float32))
+    round_tables(net)
     d = net.dim
     encoder = to_onnx(
         ExportedEncoder(net),
@@ -74,18 +92,16 @@ def export_ranker(
         {"feat_ids": {0: "batch", 1: "terms"}, "feat_vals": {0: "batch", 1: "terms"}},
         {"doc_vec": {}},
     )
+    candidates = {0: "batch", 1: "candidates"}
     scorer = to_onnx(
         ExportedScorer(net),
         (
             torch.zeros((2, d), dtype=torch.float32),
-            torch.zeros((2, 4), dtype=torch.int64),
+            torch.zeros((2, 4, d), dtype=torch.float32),
+            torch.zeros((2, 4), dtype=torch.float32),
             torch.ones((2, 4), dtype=torch.float32),
         ),
-        {
-            "doc_vec": {0: "batch"},
-            "cand_ids": {0: "batch", 1: "candidates"},
-            "cand_prior": {0: "batch", 1: "candidates"},
-        },
+        {"doc_vec": {0: "batch"}, "cand_vecs": candidates, "cand_bias": candidates, "cand_prior": candidates},
         {"probs": {}},
     )
     config = RankerConfig(
@@ -94,8 +110,11 @@ def export_ranker(
         n_labels=int(net.labels.num_embeddings),
         n_candidates=n_candidates,
         uses_prior=net.use_prior,
+        label_table=True,
     )
-    ranker = OnnxRanker(OnnxSession(encoder), OnnxSession(scorer), config)
+    vectors = net.labels.weight.detach().numpy().astype(np.float16)
+    bias = net.label_bias.weight.detach().numpy().ravel().astype(np.float32)
+    ranker = OnnxRanker(OnnxSession(encoder), OnnxSession(scorer), config, None, vectors, bias)
     ranker.export_info = export_record(parity_check(net, ranker, X, cand, prior))
     return ranker
 

@@ -41,16 +41,31 @@ def pifa(X: sp.csr_matrix, Y: sp.csr_matrix) -> sp.csr_matrix:
     return normalize(emb).astype(np.float32)
 
 
+def compact_columns(M: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``M`` restricted to the columns it uses, renumbered in order, and those columns' ids.
+
+    Renumbering keeps each row's entries in the same order, so every product sums the same terms in the
+    same order as over all columns. A large matrix is compacted through a mask of all columns (linear),
+    a small one by sorting its column ids.
+    """
+    if M.nnz * 16 > M.shape[1]:
+        mask = np.zeros(M.shape[1], bool)
+        mask[M.indices] = True
+        used = np.flatnonzero(mask)
+        new = (np.cumsum(mask) - 1)[M.indices]
+    else:
+        used = np.unique(M.indices)
+        new = np.searchsorted(used, M.indices)
+    return sp.csr_matrix((M.data, new, M.indptr), shape=(M.shape[0], max(len(used), 1))), used
+
+
 def _balanced_2means(emb: sp.csr_matrix, rng: np.random.Generator, max_iter: int) -> np.ndarray:
     """Split rows into two halves of equal size (±1) by spherical 2-means; returns a 0/1 assignment.
 
     The centers are dense over the columns these rows use only (renumbered in order): deep in a tree a
     group of a few dozen labels touches a few thousand features, not all of them.
     """
-    used = np.unique(emb.indices)
-    emb = sp.csr_matrix(
-        (emb.data, np.searchsorted(used, emb.indices), emb.indptr), shape=(emb.shape[0], max(len(used), 1))
-    )
+    emb = compact_columns(emb)[0]
     n = emb.shape[0]
     first, second = rng.choice(n, size=2, replace=False)
     centers = emb[[first, second]].toarray()

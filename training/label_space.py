@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from training.params import LabelSpaceParams
 from training.ranker_model import RankerNet, bag_tensors
-from training.ranker_train import batch_size_for
+from training.ranker_train import batch_size_for, one_vs_all_loss
 
 
 def label_basis(
@@ -83,17 +83,20 @@ def fit_label_space(
     for _ in range(params.epochs):
         t0, total = time.perf_counter(), 0.0
         order = rng.permutation(n)
+        V_np = net.labels.weight.detach().numpy()
+        gram = torch.from_numpy(V_np.T @ V_np)  # r x r: the squared loss without a (docs x labels) matrix
         for start in range(0, n, batch_size):
             rows = order[start : start + batch_size]
             ids, offsets, values = bag_tensors(X, rows)
             h = net.encode_bag(ids, offsets, values)
-            y = torch.from_numpy(np.asarray(Y[rows].todense()))
             if params.kind == "svd":
-                logits = net.score_all(h)
-                loss = F.binary_cross_entropy_with_logits(logits, y, reduction="sum") / len(rows)
+
+                def logits_of(some: torch.Tensor | None, h: torch.Tensor = h) -> torch.Tensor:
+                    return net.score_all(h) if some is None else net.score_some(h, some)
+
+                loss = one_vs_all_loss(logits_of, Y[rows], params.n_negatives, rng)
             else:
-                pred = h @ net.labels.weight.T.detach()
-                loss = ((pred - y) ** 2).sum() / len(rows)
+                loss = squared_loss(h, Y[rows], V_np, gram) / len(rows)
                 if params.kind == "leml":  # L2 on the rows of U this batch touches (sparse gradient)
                     touched = F.embedding(torch.unique(ids), net.features.weight, sparse=True)
                     loss = loss + params.lam * (touched**2).sum()
@@ -110,14 +113,28 @@ def fit_label_space(
     return net
 
 
+def squared_loss(h: torch.Tensor, Y_rows: sp.csr_matrix, V: np.ndarray, gram: torch.Tensor) -> torch.Tensor:
+    """``||h V^T - Y||^2`` summed over the batch, as ``h G h^T - 2 h . (y V) + |y|`` with ``G = V^T V``:
+    O(r^2 + labels of the document x r) a document instead of O(all labels x r)."""
+    yV = torch.from_numpy(np.asarray(Y_rows @ V, dtype=np.float32))
+    return ((h @ gram) * h).sum() - 2 * (h * yV).sum() + float(Y_rows.nnz)
+
+
 @torch.no_grad()
 def _leml_v_step(net: RankerNet, X: sp.csr_matrix, Y: sp.csr_matrix, lam: float) -> None:
-    """V = Y^T H (H^T H + lam n I)^{-1}: the exact minimiser over V for the current U."""
+    """V = Y^T H (H^T H + lam n I)^{-1}: the exact minimiser over V for the current U.
+
+    H (documents x r) is encoded in chunks; H^T H is summed in float64 chunk by chunk and Y^T H kept in
+    float32, so memory stays O((documents + labels) x r).
+    """
     n = X.shape[0]
-    H = np.empty((n, net.dim), dtype=np.float64)
+    H = np.empty((n, net.dim), dtype=np.float32)
+    gram = lam * n * np.eye(net.dim)
     for start in range(0, n, 4096):
         rows = np.arange(start, min(start + 4096, n))
         H[rows] = net.encode_bag(*bag_tensors(X, rows)).numpy()
-    gram = H.T @ H + lam * n * np.eye(H.shape[1])
-    V = np.linalg.solve(gram, np.asarray(Y.T @ H).T).T.astype(np.float32)
+        block = H[rows].astype(np.float64)
+        gram += block.T @ block
+    YH = np.asarray(Y.T @ H, dtype=np.float32)  # labels x r
+    V = (YH @ np.linalg.inv(gram).astype(np.float32)).astype(np.float32)  # gram is symmetric
     net.labels.weight.copy_(torch.from_numpy(V))

@@ -172,7 +172,7 @@ register(
     Method(
         "hnsw+ranker",
         "one-vs-all ONNX ranker, HNSW over its label vectors",
-        HnswRankerParams(RankerParams(negatives="all", use_prior=False, lr=1e-2, epochs=4), HnswParams()),
+        HnswRankerParams(RankerParams(negatives="sampled", use_prior=False, lr=1e-2, epochs=4), HnswParams()),
         fit_hnsw_ranker,
         (HnswShortlister, OnnxRanker),
     )

@@ -73,7 +73,11 @@ class RankerParams:
 
     dim: int = 256
     use_prior: bool = True  # add a learned multiple of log(shortlister score)
-    negatives: str = "shortlist"  # "shortlist" (hard negatives) or "all" (one-vs-all over every label)
+    # "shortlist": the shortlister's candidates are the negatives (hard negatives); "sampled": one-vs-all,
+    # every label when there are at most `n_negatives`, else the batch's positives and that many labels
+    # drawn uniformly, weighted to stand for all the others
+    negatives: str = "shortlist"
+    n_negatives: int = 8192
     n_candidates: int = 100
     epochs: int = 6
     batch_size: int = 256
@@ -81,8 +85,8 @@ class RankerParams:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.negatives not in ("shortlist", "all"):
-            raise ValueError(f"negatives must be 'shortlist' or 'all', got {self.negatives!r}")
+        if self.negatives not in ("shortlist", "sampled"):
+            raise ValueError(f"negatives must be 'shortlist' or 'sampled', got {self.negatives!r}")
         if min(self.dim, self.epochs, self.batch_size, self.n_candidates) < 1:
             raise ValueError("dim, epochs, batch_size and n_candidates must be >= 1")
 
@@ -113,6 +117,7 @@ class LabelSpaceParams:
     lr: float = 1e-2
     lam: float = 1e-3  # LEML's L2 weight (per document, on both factors)
     x_components: int = 512  # CPLST: principal components of X that define the predictable part of Y
+    n_negatives: int = 8192  # SVD's one-vs-all loss: labels sampled per batch beyond this many labels
     n_candidates: int = 100
     hnsw: HnswParams = field(default_factory=HnswParams)
     seed: int = 0

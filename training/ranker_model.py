@@ -60,12 +60,22 @@ class RankerNet(nn.Module):
 
     def score(self, h: torch.Tensor, cand: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """Logits (batch x candidates)."""
-        logit = torch.einsum("bd,bcd->bc", h, self.labels(cand)) + self.label_bias(cand).squeeze(-1)
+        return self.score_vectors(h, self.labels(cand), self.label_bias(cand).squeeze(-1), prior)
+
+    def score_vectors(
+        self, h: torch.Tensor, vecs: torch.Tensor, bias: torch.Tensor, prior: torch.Tensor
+    ) -> torch.Tensor:
+        """Logits from the candidates' vectors and biases, gathered already (what the exported scorer
+        computes: the label table stays outside the graph)."""
+        logit = torch.einsum("bd,bcd->bc", h, vecs) + bias
         if self.use_prior:
             logit = logit + self.prior_weight * torch.log(prior.clamp_min(PRIOR_FLOOR))
         return logit + self.offset
 
+    def score_some(self, h: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Logits over the labels ``ids`` (1-d), the same for every document, without the prior."""
+        return h @ self.labels(ids).T + self.label_bias(ids).T + self.offset
+
     def score_all(self, h: torch.Tensor) -> torch.Tensor:
-        """Logits over every label, without the prior (one-vs-all training; lookups keep gradients sparse)."""
-        every = torch.arange(self.labels.num_embeddings)
-        return h @ self.labels(every).T + self.label_bias(every).T + self.offset
+        """Logits over every label, without the prior (lookups keep gradients sparse)."""
+        return self.score_some(h, torch.arange(self.labels.num_embeddings))

@@ -1,14 +1,16 @@
 """Train the ranker on the shortlists a shortlister returns for the training documents.
 
 Each training document brings its shortlist (the hard negatives and, almost always, its true labels) and
-the shortlister's scores; the loss is binary cross-entropy over those candidates. With ``negatives="all"``
-the loss instead covers every label (cheap when labels number in the thousands), and the shortlist is only
-used at prediction time.
+the shortlister's scores; the loss is binary cross-entropy over those candidates. With
+``negatives="sampled"`` the loss is one-vs-all instead: over every label while they number at most
+``n_negatives``, beyond that over the batch's positives and a uniform sample of labels weighted to stand
+for all the others (`sampled_labels`), so a step never costs O(labels).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,6 +35,47 @@ def candidate_targets(Y: sp.csr_matrix, cand: np.ndarray) -> np.ndarray:
     return out
 
 
+def sampled_labels(
+    Y_rows: sp.csr_matrix, n_negatives: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Labels a one-vs-all step scores, and each one's loss weight; None: score every label.
+
+    The batch's positives count once each (for the other documents they are in-batch negatives); labels
+    drawn uniformly beyond them stand for every other label, so their weight is the number of labels they
+    represent over the number drawn: the weighted sum estimates the sum over all labels.
+    """
+    n_labels = Y_rows.shape[1]
+    if n_labels <= n_negatives:
+        return None
+    pos = np.unique(Y_rows.indices)
+    drawn = np.setdiff1d(np.unique(rng.integers(0, n_labels, n_negatives)), pos)
+    ids = np.concatenate([pos, drawn])
+    weight = np.ones(len(ids), np.float32)
+    weight[len(pos) :] = (n_labels - len(pos)) / max(len(drawn), 1)
+    return ids, weight
+
+
+def one_vs_all_loss(
+    logits_of: Callable[[torch.Tensor | None], torch.Tensor],
+    Y_rows: sp.csr_matrix,
+    n_negatives: int,
+    rng: np.random.Generator,
+) -> torch.Tensor:
+    """Binary cross-entropy summed over labels (every one, or a weighted sample), mean over documents.
+
+    ``logits_of(ids)`` scores the labels ``ids`` (None: all of them) for the batch's documents.
+    """
+    sample = sampled_labels(Y_rows, n_negatives, rng)
+    if sample is None:
+        target = torch.from_numpy(np.asarray(Y_rows.todense(), dtype=np.float32))
+        return F.binary_cross_entropy_with_logits(logits_of(None), target, reduction="sum") / Y_rows.shape[0]
+    ids, weight = sample
+    target = torch.from_numpy(np.asarray(Y_rows[:, ids].todense(), dtype=np.float32))
+    logits = logits_of(torch.from_numpy(ids))
+    w = torch.from_numpy(weight).expand_as(target)
+    return F.binary_cross_entropy_with_logits(logits, target, weight=w, reduction="sum") / Y_rows.shape[0]
+
+
 def batch_size_for(n_docs: int, wanted: int) -> int:
     """Small corpora get smaller batches, so that every epoch still takes enough optimizer steps."""
     return min(wanted, max(16, n_docs // MIN_STEPS_PER_EPOCH))
@@ -49,7 +92,7 @@ def train_ranker(
 ) -> RankerNet:
     """Fit a `RankerNet` on (documents, candidate lists, shortlister scores).
 
-    With ``negatives="all"`` no candidates are needed and the loss is summed over labels (a mean over
+    With ``negatives="sampled"`` no candidates are needed and the loss is summed over labels (a mean over
     thousands of mostly negative labels would shrink the positives' gradient to nothing).
     """
     if params.negatives == "shortlist" and (cand is None or prior is None):
@@ -80,9 +123,11 @@ def train_ranker(
             rows = order[start : start + batch_size]
             h = net.encode_bag(*bag_tensors(X, rows))
             if targets is None:
-                logits = net.score_all(h)
-                target = torch.from_numpy(np.asarray(Y[rows].todense(), dtype=np.float32))
-                loss = F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / len(rows)
+
+                def logits_of(ids: torch.Tensor | None, h: torch.Tensor = h) -> torch.Tensor:
+                    return net.score_all(h) if ids is None else net.score_some(h, ids)
+
+                loss = one_vs_all_loss(logits_of, Y[rows], params.n_negatives, rng)
             else:
                 assert cand is not None and prior is not None
                 logits = net.score(h, torch.from_numpy(cand[rows]), torch.from_numpy(prior[rows]))

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from model_export.ranker_export import export_ranker
+from model_export.ranker_export import export_ranker, round_tables
 from training.dataset import TrainingSet
 from training.params import RankerParams
 from training.ranker_model import RankerNet
@@ -34,6 +34,7 @@ def index_and_export(
     net: RankerNet, X: sp.csr_matrix, n_candidates: int, hnsw: HnswParams
 ) -> tuple[HnswShortlister, OnnxRanker]:
     """HNSW over ``net``'s label vectors (bias as an extra coordinate) and the runtime ranker."""
+    round_tables(net)  # the index holds the vectors the exported ranker scores with
     with torch.no_grad():
         vecs = net.labels.weight.numpy().copy()
         bias = net.label_bias.weight.numpy().ravel().copy()

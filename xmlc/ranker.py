@@ -1,7 +1,11 @@
 """The ONNX ranker: a document encoder and a candidate scorer, run with onnxruntime (no torch).
 
 ``encoder.onnx`` maps a TF-IDF row, given as padded (ids, values) arrays, to a dense document vector;
-``scorer.onnx`` maps (document vector, candidate label ids, shortlister scores) to probabilities. The
+``scorer.onnx`` maps (document vector, the candidates' label vectors and biases, shortlister scores) to
+probabilities. The label table (float16 vectors, float32 biases) sits beside the graphs as ``.npy``
+files, memory-mapped and gathered by the candidates: it grows with the labels, and a graph holding it
+would pass protobuf's 2 GiB limit near two million labels. (Bundles before this layout kept the table
+inside ``scorer.onnx``, which took candidate ids; they still load.) The
 encoder output also queries the HNSW shortlister: both read it from the batch (`Batch.vectors`), so a
 document is encoded once.
 """
@@ -22,12 +26,14 @@ from xmlc.onnx_session import OnnxSession, export_info_of
 ENCODER_FILE = "encoder.onnx"
 SCORER_FILE = "scorer.onnx"
 CONFIG_FILE = "ranker.json"
+LABEL_VECTORS_FILE = "ranker_label_vectors.npy"
+LABEL_BIAS_FILE = "ranker_label_bias.npy"
 # Bounds on one onnxruntime call: the encoder gathers (batch x longest row x dim) floats and the scorer
 # (batch x candidates x dim), so big batches are cut into chunks of bounded size. 2^14 padded terms of a
 # 256-d encoder gather 16 MB: on EURLEX57K batches of 32 to 128 about twice as fast as 2^16, and
 # within 15% of 2^12 either way.
 MAX_PADDED_TERMS = 1 << 14
-SCORER_CHUNK_DOCS = 512
+SCORER_CHUNK_DOCS = 128  # (docs x candidates x dim) gathered label vectors per scorer call: 13 MB at 256
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,7 @@ class RankerConfig:
     n_labels: int
     n_candidates: int = 100  # shortlist depth handed to the scorer
     uses_prior: bool = True
+    label_table: bool = False  # the label vectors are files beside the scorer (False: inside it)
 
 
 def padded_rows(X: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
@@ -71,11 +78,21 @@ class OnnxRanker:
         scorer: OnnxSession,
         config: RankerConfig,
         export_info: dict[str, Any] | None = None,
+        label_vectors: np.ndarray | None = None,
+        label_bias: np.ndarray | None = None,
     ) -> None:
+        if config.label_table and (label_vectors is None or label_bias is None):
+            raise ValueError("this ranker's scorer reads a label table: give its vectors and biases")
+        if label_vectors is not None and label_vectors.shape != (config.n_labels, config.dim):
+            raise ValueError(
+                f"label vectors are {label_vectors.shape}, expected {(config.n_labels, config.dim)}"
+            )
         self.encoder = encoder
         self.scorer = scorer
         self.config = config
         self.export_info = dict(export_info or {})
+        self.label_vectors = label_vectors  # (labels x dim) float16
+        self.label_bias = label_bias  # (labels,) float32
 
     @property
     def n_labels(self) -> int:
@@ -127,18 +144,28 @@ class OnnxRanker:
             return np.where(pad, -1.0, safe).astype(np.float32)
         for start in range(0, cand.shape[0], SCORER_CHUNK_DOCS):
             rows = slice(start, start + SCORER_CHUNK_DOCS)
-            out[rows] = self.scorer.run(
-                doc_vec=np.ascontiguousarray(doc_vec[rows], dtype=np.float32),
-                cand_ids=np.ascontiguousarray(cand[rows], dtype=np.int64),
-                cand_prior=np.ascontiguousarray(prior[rows], dtype=np.float32),
-            )
+            feeds = {
+                "doc_vec": np.ascontiguousarray(doc_vec[rows], dtype=np.float32),
+                "cand_prior": np.ascontiguousarray(prior[rows], dtype=np.float32),
+            }
+            if self.label_vectors is not None and self.label_bias is not None:
+                feeds["cand_vecs"] = self.label_vectors[cand[rows]].astype(np.float32)
+                feeds["cand_bias"] = np.ascontiguousarray(self.label_bias[cand[rows]], dtype=np.float32)
+            else:
+                feeds["cand_ids"] = np.ascontiguousarray(cand[rows], dtype=np.int64)
+            out[rows] = self.scorer.run(**feeds)
         return out
 
     def save(self, folder: Path) -> list[str]:
         self.encoder.save(folder / ENCODER_FILE)
         self.scorer.save(folder / SCORER_FILE)
         (folder / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
-        return [ENCODER_FILE, SCORER_FILE, CONFIG_FILE]
+        files = [ENCODER_FILE, SCORER_FILE, CONFIG_FILE]
+        if self.label_vectors is not None and self.label_bias is not None:
+            np.save(folder / LABEL_VECTORS_FILE, self.label_vectors, allow_pickle=False)
+            np.save(folder / LABEL_BIAS_FILE, self.label_bias, allow_pickle=False)
+            files += [LABEL_VECTORS_FILE, LABEL_BIAS_FILE]
+        return files
 
     def meta(self) -> dict[str, Any]:
         return {**self.export_info, **asdict(self.config)}
@@ -147,4 +174,8 @@ class OnnxRanker:
     def load(cls, folder: Path, meta: dict[str, Any] | None = None) -> OnnxRanker:
         config = RankerConfig(**json.loads((folder / CONFIG_FILE).read_text()))
         encoder, scorer = OnnxSession(folder / ENCODER_FILE), OnnxSession(folder / SCORER_FILE)
-        return cls(encoder, scorer, config, export_info_of(meta))
+        vectors = bias = None
+        if config.label_table:  # memory-mapped: replicas on one host share the pages
+            vectors = np.asarray(np.load(folder / LABEL_VECTORS_FILE, mmap_mode="r", allow_pickle=False))
+            bias = np.asarray(np.load(folder / LABEL_BIAS_FILE, mmap_mode="r", allow_pickle=False))
+        return cls(encoder, scorer, config, export_info_of(meta), vectors, bias)

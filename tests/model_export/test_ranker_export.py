@@ -41,7 +41,13 @@ def test_export_parity_on_other_shapes(tmp_path: Path, use_prior: bool) -> None:
     X, cand, prior = random_inputs(8, 300, 40, 5)
     ranker = export_ranker(net, 5, X, cand, prior)
     assert ranker.export_info["parity_max_abs_diff"] <= 1e-4 and ranker.export_info["opset"] == OPSET
-    assert sorted(ranker.save(tmp_path)) == ["encoder.onnx", "ranker.json", "scorer.onnx"]
+    assert sorted(ranker.save(tmp_path)) == [
+        "encoder.onnx",
+        "ranker.json",
+        "ranker_label_bias.npy",
+        "ranker_label_vectors.npy",
+        "scorer.onnx",
+    ]
     for name in ("encoder.onnx", "scorer.onnx"):
         model = onnx.load(str(tmp_path / name))
         assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= OPSET
@@ -69,3 +75,24 @@ def test_parity_check_refuses_a_graph_that_differs() -> None:
         net.label_bias.weight.add_(0.5)
     with pytest.raises(ParityError, match="ranker"):
         parity_check(net, ranker, X, cand, prior)
+
+
+def test_no_graph_grows_with_the_labels(tmp_path: Path) -> None:
+    """The label table is an array beside the scorer: three million labels export, load and score, and
+    the graphs are as large as with forty (the old scorer held the table: over 2 GiB near 2.09M labels
+    at 256 dimensions)."""
+    sizes = {}
+    for n_labels in (40, 3_000_000):
+        torch.manual_seed(0)
+        net = RankerNet(300, n_labels, 4).eval()
+        X, cand, prior = random_inputs(6, 300, n_labels, 5)
+        ranker = export_ranker(net, 5, X, cand, prior)
+        folder = tmp_path / str(n_labels)
+        folder.mkdir()
+        ranker.save(folder)
+        sizes[n_labels] = {f: (folder / f).stat().st_size for f in ("encoder.onnx", "scorer.onnx")}
+        again = OnnxRanker.load(folder, ranker.meta())
+        assert again.label_vectors is not None and again.label_vectors.shape == (n_labels, 4)
+        assert isinstance(again.label_vectors.base, np.memmap)  # memory-mapped, not read into memory
+        assert parity_check(net, again, X, cand, prior) <= 1e-4
+    assert sizes[3_000_000] == sizes[40]

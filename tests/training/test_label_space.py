@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("torch")
 
 from tests.conftest import train_small
-from training.label_space import label_basis
+from training.label_space import label_basis, squared_loss
 from training.params import LabelSpaceParams
 from xmlc.evaluation import evaluate_model
 from xmlc.loader import load_model
@@ -49,3 +49,17 @@ def test_family_learns_and_round_trips(tmp_path: Path, corpus_files, corpus, kin
 def test_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="label-space kind"):
         LabelSpaceParams(kind="pca")
+
+
+def test_the_squared_loss_without_a_label_matrix_equals_the_dense_one() -> None:
+    import scipy.sparse as sp
+    import torch
+
+    rng = np.random.default_rng(0)
+    Y = sp.random(32, 500, density=0.01, format="csr", random_state=2, dtype=np.float32)
+    Y.data[:] = 1.0
+    V = rng.standard_normal((500, 16)).astype(np.float32)
+    h = torch.from_numpy(rng.standard_normal((32, 16)).astype(np.float32))
+    dense = ((h @ torch.from_numpy(V).T - torch.from_numpy(Y.toarray())) ** 2).sum()
+    trick = squared_loss(h, Y, V, torch.from_numpy(V.T @ V))
+    assert abs(float(dense) - float(trick)) < 1e-4 * float(dense)

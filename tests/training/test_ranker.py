@@ -57,3 +57,27 @@ def test_two_stage_bundle_round_trip(request: pytest.FixtureRequest, fixture: st
     np.testing.assert_allclose(again.scores, ref.scores, rtol=1e-6)
     assert set(ref.timings) == {"featurize", "encode", "shortlist", "rank"}
     assert np.all(np.diff(ref.scores, axis=1) <= 0) and np.all((ref.scores >= 0) & (ref.scores <= 1))
+
+
+def test_sampled_one_vs_all_loss_stands_for_every_label() -> None:
+    import scipy.sparse as sp
+    import torch
+
+    from training.ranker_train import one_vs_all_loss, sampled_labels
+
+    rng = np.random.default_rng(0)
+    Y = sp.random(16, 2000, density=0.003, format="csr", random_state=1, dtype=np.float32)
+    Y.data[:] = 1.0
+    h = torch.from_numpy(rng.standard_normal((16, 8)).astype(np.float32))
+    V = torch.from_numpy(rng.standard_normal((2000, 8)).astype(np.float32)) * 0.3
+
+    def logits_of(ids):
+        return h @ (V if ids is None else V[ids]).T
+
+    assert sampled_labels(Y, 2000, rng) is None  # few enough labels: all of them, exactly
+    full = float(one_vs_all_loss(logits_of, Y, 2000, rng))
+    ids, weight = sampled_labels(Y, 300, rng)
+    assert set(np.unique(Y.indices)) <= set(ids.tolist()) and len(ids) < 2000
+    assert weight[: len(np.unique(Y.indices))].tolist() == [1.0] * len(np.unique(Y.indices))
+    estimates = [float(one_vs_all_loss(logits_of, Y, 300, rng)) for _ in range(200)]
+    assert abs(np.mean(estimates) - full) < 0.02 * full  # unbiased: the weighted sample estimates the sum

@@ -137,3 +137,18 @@ def test_trees_differ_by_seed_and_follow_their_params(data):
     first, second = (t.label_of_leaf.tolist() for t in trees.trees)
     assert first != second  # each tree clusters with its own seed
     assert _precision(trees, Xt, labels, truths)["P@1"] > 90
+
+
+def test_the_direct_liblinear_call_fits_what_linear_svc_fits(data, capfd):
+    from training.tree_train import fit_binary, fit_binary_sklearn
+
+    X, Y, *_ = data
+    X = X[:300].astype(np.float64)
+    for col in (0, 5, 17):
+        y = Y[:300, col].toarray().ravel() > 0
+        for params in (LinearParams(), LinearParams(C=2.0, tol=0.01)):
+            w, b = fit_binary(X, y, params)
+            w_ref, b_ref = fit_binary_sklearn(X, y, params)
+            np.testing.assert_array_equal(w, w_ref)
+            assert b == b_ref
+    assert capfd.readouterr().out == ""  # liblinear's log stays off

@@ -35,9 +35,12 @@ def test_parts_that_disagree_are_refused(ranker_bundle: Path, hnsw_bundle: Path)
     assert isinstance(model, Pipeline) and model.ranker is not None
     ranker = model.ranker
     assert isinstance(ranker, OnnxRanker)
-    bad = OnnxRanker(
-        ranker.encoder, ranker.scorer, replace(ranker.config, n_labels=ranker.config.n_labels + 1)
-    )
+    bigger = replace(ranker.config, n_labels=ranker.config.n_labels + 1)
+    with pytest.raises(ValueError, match="label vectors are"):
+        OnnxRanker(ranker.encoder, ranker.scorer, bigger, None, ranker.label_vectors, ranker.label_bias)
+    assert ranker.label_vectors is not None and ranker.label_bias is not None
+    vectors = np.vstack([ranker.label_vectors, ranker.label_vectors[:1]])
+    bad = OnnxRanker(ranker.encoder, ranker.scorer, bigger, None, vectors, np.append(ranker.label_bias, 0))
     with pytest.raises(ValueError, match="ranker does not match"):
         Pipeline(model.featurizer, model.shortlister, model.labels, bad)
     hnsw = load_model(hnsw_bundle)
