@@ -84,11 +84,18 @@ def _balanced_2means(emb: sp.csr_matrix, rng: np.random.Generator, max_iter: int
     return side
 
 
-def _split(emb: sp.csr_matrix, params: ClusterParams, rng: np.random.Generator, n_binary: int) -> np.ndarray:
-    """Assign each row of ``emb`` to one of the node's children (ids 0..k-1, every id used)."""
+def node_rng(seed: int, path: tuple[int, ...]) -> np.random.Generator:
+    """The random stream of the node at ``path`` (child indices from the root): a node splits the same
+    way whichever order the nodes are visited in, on one machine or as sub-trees on a cluster."""
+    return np.random.default_rng([seed, len(path), *path])
+
+
+def _split(
+    emb: sp.csr_matrix, params: ClusterParams, rng: np.random.Generator, n_binary: int
+) -> list[np.ndarray]:
+    """The node's children: row groups of ``emb``, each non-empty, in child order."""
     n = emb.shape[0]
     if params.balanced:
-        child = np.zeros(n, dtype=np.int64)
         groups = [np.arange(n)]
         for _ in range(n_binary):
             nxt = []
@@ -99,57 +106,88 @@ def _split(emb: sp.csr_matrix, params: ClusterParams, rng: np.random.Generator, 
                 side = _balanced_2means(emb[g], rng, params.max_iter)
                 nxt.extend([g[side == 0], g[side == 1]])
             groups = nxt
-        for cid, g in enumerate(gg for gg in groups if len(gg)):
-            child[g] = cid
-        return child
+        return [g for g in groups if len(g)]
     k = min(params.branching, n)
     if k <= 1:
-        return np.zeros(n, dtype=np.int64)
+        return [np.arange(n)]
     km = KMeans(n_clusters=k, n_init=1, max_iter=params.max_iter, random_state=int(rng.integers(1 << 31)))
     labels = km.fit_predict(emb)
-    _, dense = np.unique(labels, return_inverse=True)
-    return dense.astype(np.int64)
+    return [np.flatnonzero(labels == c) for c in np.unique(labels)]
 
 
-def build_layout(emb: sp.csr_matrix, params: ClusterParams) -> TreeLayout:
-    """Cluster label embeddings top-down until every leaf cluster holds at most ``leaf_size`` labels."""
-    n_labels = emb.shape[0]
+def n_binary_splits(n_labels: int, params: ClusterParams) -> int:
+    """A balanced tree's depth in binary splits, fixed up front so leaf clusters have about one size."""
+    return max(1, math.ceil(math.log2(max(n_labels / params.leaf_size, 1.0))))
+
+
+def check_params(params: ClusterParams) -> None:
     if params.branching < 2:
         raise ValueError("branching must be at least 2")
-    log_b = math.log2(params.branching)
-    if params.balanced and not log_b.is_integer():
+    if params.balanced and not math.log2(params.branching).is_integer():
         raise ValueError(f"a balanced tree needs a power-of-two branching factor, got {params.branching}")
-    rng = np.random.default_rng(params.seed)
-    # Balanced: the depth in binary splits is fixed up front so every leaf cluster has about the same size.
-    total_binary = max(1, math.ceil(math.log2(max(n_labels / params.leaf_size, 1.0))))
-    clusters = [np.arange(n_labels)]  # label sets of the current level's nodes, in node order
+
+
+def grow(
+    emb: sp.csr_matrix,
+    roots: list[tuple[np.ndarray, tuple[int, ...]]],
+    params: ClusterParams,
+    done_binary: int,
+    total_binary: int,
+) -> tuple[list[np.ndarray], list[np.ndarray], list[tuple[int, ...]]]:
+    """Split the clusters ``roots`` (label ids, path from the root) level by level to the leaf clusters.
+
+    Returns the parents of each new level (indices into the level above, ``roots`` being the first),
+    and the leaf clusters with their paths. Unbalanced trees carry a small cluster down as the only
+    child of itself, so every leaf cluster ends at the same depth.
+    """
+    clusters = [members for members, _ in roots]
+    paths = [path for _, path in roots]
     parents: list[np.ndarray] = []
-    done_binary = 0
+    step = int(math.log2(params.branching))
     while True:
         if params.balanced:
-            step = min(int(log_b), total_binary - done_binary)
+            step = min(int(math.log2(params.branching)), total_binary - done_binary)
             if step <= 0:
                 break
         elif all(len(c) <= params.leaf_size for c in clusters):
             break
         nxt: list[np.ndarray] = []
+        nxt_paths: list[tuple[int, ...]] = []
         parent_of: list[int] = []
-        for p, members in enumerate(clusters):
+        for p, (members, path) in enumerate(zip(clusters, paths, strict=True)):
             if not params.balanced and len(members) <= params.leaf_size:
                 children = [members]
             else:
-                assign = _split(emb[members], params, rng, step if params.balanced else 0)
-                children = [members[assign == c] for c in range(int(assign.max()) + 1)]
-            for ch in children:
+                groups = _split(
+                    emb[members], params, node_rng(params.seed, path), step if params.balanced else 0
+                )
+                children = [members[g] for g in groups]
+            for c, ch in enumerate(children):
                 nxt.append(ch)
+                nxt_paths.append((*path, c))
                 parent_of.append(p)
         parents.append(np.asarray(parent_of, dtype=np.int32))
-        clusters = nxt
+        clusters, paths = nxt, nxt_paths
         if params.balanced:
             done_binary += step
+    return parents, clusters, paths
+
+
+def build_layout(emb: sp.csr_matrix, params: ClusterParams) -> TreeLayout:
+    """Cluster label embeddings top-down until every leaf cluster holds at most ``leaf_size`` labels."""
+    check_params(params)
+    n_labels = emb.shape[0]
+    parents, clusters, _ = grow(
+        emb, [(np.arange(n_labels), ())], params, 0, n_binary_splits(n_labels, params)
+    )
+    return layout_of(parents, clusters)
+
+
+def layout_of(parents: list[np.ndarray], clusters: list[np.ndarray]) -> TreeLayout:
+    """The tree of cluster levels ``parents`` whose last level holds the leaf ``clusters`` (label sets)."""
     leaf_parent = np.concatenate([np.full(len(c), i, dtype=np.int32) for i, c in enumerate(clusters)])
-    parents.append(leaf_parent)
-    return TreeLayout(parents=parents, label_of_leaf=np.concatenate(clusters).astype(np.int32))
+    label_of_leaf = np.concatenate(clusters).astype(np.int32)
+    return TreeLayout(parents=[*parents, leaf_parent], label_of_leaf=label_of_leaf)
 
 
 def cluster_members(X: sp.csr_matrix, Y: sp.csr_matrix, n_clusters: int, seed: int) -> np.ndarray:

@@ -37,6 +37,7 @@ class TrainingSet:
     n_jobs: int = 1
     progress: bool = True
     timings: dict[str, float] = field(default_factory=dict)
+    ray_address: str | None = None  # where label trees train as sub-trees (`training.distributed`)
 
     @classmethod
     def build(

@@ -52,6 +52,25 @@ def _count_chunk(
     )
 
 
+def _drop_single_terms(
+    vocab: dict[str, int], indptr: list[np.ndarray], idx: list[np.ndarray], cnt: list[np.ndarray]
+) -> dict[str, int]:
+    """Forget the terms seen in one document so far, renumbering the others in order (in place for the
+    counted rows): what bounds the memory of counting a corpus whose n-grams mostly occur once."""
+    df = np.bincount(np.concatenate(idx), minlength=len(vocab))
+    keep = df >= 2
+    new_id = (np.cumsum(keep) - 1).astype(np.int32)
+    for j in range(len(idx)):
+        kept = keep[idx[j]]
+        row_of = np.repeat(np.arange(len(indptr[j]) - 1), np.diff(indptr[j]))
+        per_row = np.bincount(row_of[kept], minlength=len(indptr[j]) - 1)
+        indptr[j] = np.concatenate([[0], np.cumsum(per_row)]).astype(indptr[j].dtype)
+        idx[j] = new_id[idx[j][kept]]
+        cnt[j] = cnt[j][kept]
+    terms = [t for t, k in zip(vocab, keep.tolist(), strict=True) if k]
+    return {t: i for i, t in enumerate(terms)}
+
+
 def fit_featurizer(
     docs: Sequence[Doc],
     params: FeaturizerParams | None = None,
@@ -100,6 +119,8 @@ def fit_field(
             rows_idx.append(remap[idx])
             rows_cnt.append(cnt)
             bar.update(len(indptr) - 1)
+            if len(vocab) > params.max_terms_in_memory:
+                vocab = _drop_single_terms(vocab, rows_indptr, rows_idx, rows_cnt)
     finally:
         bar.close()
         if pool:

@@ -94,14 +94,18 @@ def configure(method: str, settings: dict[str, Any] | None = None, strict: bool 
 def fit_trees(data: TrainingSet, p: TreeParams) -> Model:
     from training.tree_train import train_trees
 
-    return data.pipeline(train_trees(*data.tree_data(p.label_docs), p, data.n_jobs, data.progress))
+    return data.pipeline(
+        train_trees(*data.tree_data(p.label_docs), p, data.n_jobs, data.progress, data.ray_address)
+    )
 
 
 def fit_tree_ranker(data: TrainingSet, p: TreeRankerParams) -> Model:
     from training.tree_train import train_trees
     from training.two_stage import fit_ranker
 
-    trees = train_trees(*data.tree_data(p.tree.label_docs), p.tree, data.n_jobs, data.progress)
+    trees = train_trees(
+        *data.tree_data(p.tree.label_docs), p.tree, data.n_jobs, data.progress, data.ray_address
+    )
     cand, prior = trees.search(data.X, p.ranker.n_candidates, n_jobs=data.n_jobs)
     return data.pipeline(trees, fit_ranker(data, cand, prior, p.ranker))
 

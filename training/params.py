@@ -27,6 +27,9 @@ class FeaturizerParams:
     # (0 = no title field) and its own vocabulary cap; min_df, max_df and n-grams as for the text.
     title_weight: float = 1.0
     title_max_features: int = 100_000
+    # Distinct terms held while counting: past it, terms seen in one document so far are dropped (most
+    # bigrams of a large corpus occur once); exact below it, and EURLEX57K stays below it.
+    max_terms_in_memory: int = 20_000_000
 
     def __post_init__(self) -> None:
         if self.title_weight < 0:

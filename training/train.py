@@ -30,6 +30,7 @@ def fit_model(
     records: Sequence[LabelRecord] = (),
     n_jobs: int | None = None,
     progress: bool = True,
+    ray_address: str | None = None,
 ) -> tuple[Model, dict[str, float]]:
     """The method's model trained on in-memory documents, with stage timings.
 
@@ -39,6 +40,7 @@ def fit_model(
     method = get_method(params.method)
     n_jobs = max(1, n_jobs or os.cpu_count() or 1)
     data = TrainingSet.build(documents, params.featurizer, records, n_jobs, progress)
+    data.ray_address = ray_address
     t0 = time.perf_counter()
     model = method.fit(data, params.model)
     model.manifest.update(method=params.method, train_params=asdict(params))
@@ -55,6 +57,7 @@ def train_bundle(
     skip_bad: bool = False,
     n_jobs: int | None = None,
     progress: bool = True,
+    ray_address: str | None = None,
 ) -> TrainResult:
     """Read ``train_path``, fit the method's model, write the bundle to ``out``."""
     get_method(params.method)  # an unknown method fails before the data is read
@@ -65,7 +68,7 @@ def train_bundle(
         raise ValueError(f"{train_path}: no documents to train on")
     records = read_label_records(labels_path) if labels_path else []
     timings["read"] = time.perf_counter() - t0
-    model, fit_timings = fit_model(docs, params, records, n_jobs, progress)
+    model, fit_timings = fit_model(docs, params, records, n_jobs, progress, ray_address)
     timings.update(fit_timings)
     model.manifest.update(
         name=name or Path(out).name,

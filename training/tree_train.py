@@ -82,6 +82,13 @@ def fit_binary_sklearn(X: sp.csr_matrix, y: np.ndarray, params: LinearParams) ->
     return svm.coef_.ravel(), float(svm.intercept_[0])
 
 
+def train_children(
+    X: sp.csr_matrix, rows: np.ndarray, Y_children: sp.csc_matrix, params: LinearParams
+) -> tuple[sp.csc_matrix, np.ndarray]:
+    """The classifiers of one node's children (see `_train_node`), for callers outside this module."""
+    return _train_node(X, rows, Y_children, params)
+
+
 def _train_node(
     X: sp.csr_matrix, rows: np.ndarray, Y_children: sp.csc_matrix, params: LinearParams
 ) -> tuple[sp.csc_matrix, np.ndarray]:
@@ -167,6 +174,21 @@ def train_tree(
     desc: str = "train tree",
 ) -> Tree:
     """Fit every node's classifier of ``layout``; nodes are trained in parallel processes."""
+    weights, bias = node_weights(X, Y, layout, params, n_jobs, progress, desc)
+    return Tree.from_csr(layout.parents, layout.label_of_leaf, weights, bias)
+
+
+def node_weights(
+    X: sp.csr_matrix,
+    Y: sp.csr_matrix,
+    layout: TreeLayout,
+    params: LinearParams,
+    n_jobs: int | None = None,
+    progress: bool = True,
+    desc: str = "train tree",
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Every node's weights (features x nodes, in node order) and biases; the root's children are
+    trained on all of ``X``, every other node on the documents with a label under its parent."""
     n_jobs = max(1, n_jobs or os.cpu_count() or 1)
     members = _membership(layout)
     Y_levels = [(Y @ m).tocsc() for m in members]
@@ -191,7 +213,7 @@ def train_tree(
     results = _fit_tasks(X, Y_levels, tasks, params, n_jobs, progress, desc)
     weights = sp.hstack([results[t][0] for t in range(len(tasks))], format="csr", dtype=np.float32)
     bias = np.concatenate([results[t][1] for t in range(len(tasks))])
-    return Tree.from_csr(layout.parents, layout.label_of_leaf, weights, bias)
+    return weights, bias
 
 
 def train_trees(
@@ -200,8 +222,14 @@ def train_trees(
     params: TreeParams,
     n_jobs: int | None = None,
     progress: bool = True,
+    ray_address: str | None = None,
 ) -> TreeShortlister:
-    """PIFA embeddings, then ``n_trees`` trees with different clustering seeds."""
+    """PIFA embeddings, then ``n_trees`` trees with different clustering seeds; with ``ray_address``,
+    each tree's sub-trees are trained as tasks on that Ray cluster (`training.distributed`)."""
+    if ray_address:
+        from training.distributed import train_trees_ray
+
+        return train_trees_ray(X, Y, params, ray_address, max(1, n_jobs or os.cpu_count() or 1), progress)
     emb = pifa(X, Y)
     trees = []
     for i in range(params.n_trees):

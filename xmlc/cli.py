@@ -82,6 +82,13 @@ def train(
         ),
     ] = None,
     jobs: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            help="Train label trees as sub-trees on Ray: 'local' (a cluster of --jobs processes here), "
+            "'auto' or 'ray://HOST:10001' (a running cluster). Needs the 'distributed' extra."
+        ),
+    ] = None,
     skip_bad: Annotated[
         bool, typer.Option(help="Skip and count malformed lines instead of failing.")
     ] = False,
@@ -108,7 +115,7 @@ def train(
     try:
         params = configure(method, {k: v for k, v in given.items() if v is not None})
         result = train_bundle(
-            train, out, params, labels_path=labels, name=name, skip_bad=skip_bad, n_jobs=jobs
+            train, out, params, labels_path=labels, name=name, skip_bad=skip_bad, n_jobs=jobs, ray_address=ray
         )
     except (DataError, BundleError, ValueError) as e:
         _fail(str(e))

@@ -249,3 +249,20 @@ def test_unknown_token_never_pairs():
     featurizer = TfidfFeaturizer(["p", "q", "p z"], np.ones(3, np.float32), FeaturizerConfig())
     assert featurizer.term_ids("q nope").tolist() == [1]
     assert featurizer.term_ids("nope z p z").tolist() == [0, 2]
+
+
+def test_counting_with_a_term_budget_keeps_the_frequent_terms_exact(corpus):
+    docs = [Doc(d.text, d.title) for d in corpus[0][:400]]
+    # Four chunks of 100 documents: the budget is checked after each.
+    exact, _ = fit_featurizer(docs, FeaturizerParams(title_weight=0), n_jobs=4, progress=False)
+    small, _ = fit_featurizer(
+        docs, FeaturizerParams(title_weight=0, max_terms_in_memory=2000), n_jobs=4, progress=False
+    )
+    # Counting forgot rare terms on the way (the budget is far below the corpus's distinct terms)...
+    assert set(small.vocabulary) < set(exact.vocabulary)
+    # ...but a term in an eighth of the documents or more is never forgotten: same document frequency.
+    index = {t: j for j, t in enumerate(small.vocabulary)}
+    common = [(i, t) for i, t in enumerate(exact.vocabulary) if exact.idf[i] < 3.0]  # df >= n / 8
+    assert len(common) >= 10
+    for i, term in common:
+        assert small.idf[index[term]] == exact.idf[i], term
