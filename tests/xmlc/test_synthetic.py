@@ -1,0 +1,38 @@
+"""The generated corpora: planted structure for tests, and extreme-scale statistics for benchmarks."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from xmlc.synthetic import ScaleCorpus, ScaleSpec
+
+
+def test_scale_corpus_has_the_statistics_of_extreme_label_sets() -> None:
+    spec = ScaleSpec(n_labels=20_000, seed=3)
+    docs = list(ScaleCorpus(spec).documents(spec.docs, seed=1))
+    assert len(docs) == spec.docs == 14_600  # 0.73 documents a label, as Amazon-670K
+    per_label = np.array(list(Counter(lab for d in docs for lab in d.labels).values()))
+    # Power law: most labels have 1-10 documents, a few have hundreds.
+    assert np.mean((per_label >= 1) & (per_label <= 10)) > 0.9
+    assert per_label.max() > 50 * np.median(per_label)
+    labels_per_doc = np.mean([len(d.labels) for d in docs])
+    assert 4.0 <= labels_per_doc <= 6.0
+    lengths = np.array([len(d.text.split()) for d in docs])
+    assert lengths.min() >= 50 and lengths.max() <= 150
+    words = Counter(w for d in docs for w in d.text.split())
+    assert len(words) > 20_000  # a large vocabulary, Zipf-like: the top word is far above the median
+    assert words.most_common(1)[0][1] > 100 * np.median(list(words.values()))
+    # Planted: a document's title holds its first label's signature words.
+    corpus = ScaleCorpus(spec)
+    first = docs[0]
+    signature = {corpus.words[w] for w in corpus.signature[int(first.labels[0][1:])]}
+    assert signature <= set(first.title.split())
+
+
+def test_generation_is_seeded() -> None:
+    a = list(ScaleCorpus(ScaleSpec(n_labels=5000, seed=1)).documents(50, seed=2))
+    b = list(ScaleCorpus(ScaleSpec(n_labels=5000, seed=1)).documents(50, seed=2))
+    assert a == b
+    assert a != list(ScaleCorpus(ScaleSpec(n_labels=5000, seed=1)).documents(50, seed=3))
