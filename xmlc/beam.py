@@ -2,15 +2,16 @@
 
 Why compiled: the work per document is a few thousand sparse dot products between the document and
 the children of the beam's nodes; in numpy it would take dozens of calls per level, here it is one
-call per batch whose cost does not grow with the number of labels. The layout is PECOS's MSCM idea:
-each parent's children are one *chunk*, a small sparse matrix whose rows are the features any child
-uses (sorted) and whose entries are (child, weight). A document meets a chunk in the cheaper of two
-ways (as MSCM chooses among its variants): a chunk with few rows for the document's length is scanned,
-each row looking its feature up in the dense document; otherwise the two sorted lists meet by
-galloping, ``len(doc) * log(rows / len(doc))`` steps. The top levels of a tree are small but their
-chunks use most features; there a whole level is stored by feature (a CSR matrix, features x the
-level's nodes) and the document's features are looked up once for all its nodes: as cheap as it gets
-for long documents, and bounded because those levels are.
+call per batch whose cost does not grow with the number of labels.
+
+Each level's weights are stored by feature (a CSR matrix, features x the level's nodes, node ids
+sorted in each row), and a node's children are contiguous, so the beam's candidates are a few node
+ranges. For each feature of the document the kernel walks that feature's row once: a short row entry by
+entry, looking each node up in a table of the candidates' slots; a long one (the top levels, common
+words) galloping to each range of the beam in turn, about ``beam x log(row / beam)`` steps. Nothing
+costs the whole level, and the row is one contiguous stretch of memory, so the walk stays in cache
+(searching each parent's own small matrix instead, as MSCM does, costs a cache miss per step at this
+scale).
 
 Weights are float16 on disk and in memory (half the size, memory-mapped as they are); the kernels read
 their bits and widen them through a 65,536-entry table, as numba has no float16 arithmetic.
@@ -25,6 +26,7 @@ from numba import njit
 HALF_TO_FLOAT = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
 POST_L3_HINGE = 0
 POST_SIGMOID = 1
+SCAN_RATIO = 16  # a feature's row of at most this many nodes per beam node is scanned, not galloped
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -47,56 +49,6 @@ def _gallop(arr: np.ndarray, lo: int, hi: int, target: int) -> int:
     return lo
 
 
-SCAN_RATIO = 8  # scan a chunk's rows when it has at most this many per document feature
-
-
-@njit(cache=True, nogil=True)
-def _score_chunk(
-    x_idx: np.ndarray,
-    x_val: np.ndarray,
-    x_lo: int,
-    x_hi: int,
-    x_dense: np.ndarray,
-    c: int,
-    row_ptr: np.ndarray,
-    row_feat: np.ndarray,
-    entry_ptr: np.ndarray,
-    entry_child: np.ndarray,
-    entry_val: np.ndarray,
-    acc: np.ndarray,
-) -> None:
-    """``acc[j] += x . w_j`` for the children j of chunk ``c`` (``acc`` zeroed by the caller).
-
-    ``x_dense`` holds the document densely (zero elsewhere).
-    """
-    r, r_hi = row_ptr[c], row_ptr[c + 1]
-    i = x_lo
-    if r_hi - r <= SCAN_RATIO * (x_hi - x_lo):  # few rows: scan them, looking the document up
-        for row in range(r, r_hi):
-            v = x_dense[row_feat[row]]
-            if v != 0.0:
-                for e in range(entry_ptr[row], entry_ptr[row + 1]):
-                    acc[entry_child[e]] += v * HALF_TO_FLOAT[entry_val[e]]
-    elif r_hi - r > x_hi - x_lo:  # fewer document features: gallop through the chunk's rows
-        while i < x_hi and r < r_hi:
-            r = _gallop(row_feat, r, r_hi, x_idx[i])
-            if r < r_hi and row_feat[r] == x_idx[i]:
-                v = x_val[i]
-                for e in range(entry_ptr[r], entry_ptr[r + 1]):
-                    acc[entry_child[e]] += v * HALF_TO_FLOAT[entry_val[e]]
-                r += 1
-            i += 1
-    else:  # fewer chunk rows (never reached while SCAN_RATIO >= 1; kept for a ratio below 1)
-        while r < r_hi and i < x_hi:
-            i = _gallop(x_idx, i, x_hi, row_feat[r])
-            if i < x_hi and x_idx[i] == row_feat[r]:
-                v = x_val[i]
-                for e in range(entry_ptr[r], entry_ptr[r + 1]):
-                    acc[entry_child[e]] += v * HALF_TO_FLOAT[entry_val[e]]
-                i += 1
-            r += 1
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _post(z: np.float32, post: int) -> np.float32:
     """Margin -> (0, 1] factor of a path score: l3-hinge exp(-max(0, 1 - z)^3) or sigmoid (float32)."""
@@ -115,85 +67,82 @@ def search_tree(
     x_idx: np.ndarray,
     x_val: np.ndarray,
     child_ptr: np.ndarray,
-    row_ptr: np.ndarray,
-    row_feat: np.ndarray,
-    entry_ptr: np.ndarray,
-    entry_child: np.ndarray,
-    entry_val: np.ndarray,
-    full_ptr: np.ndarray,
-    full_node: np.ndarray,
-    full_val: np.ndarray,
+    level_ptr: np.ndarray,
+    level_node: np.ndarray,
+    level_val: np.ndarray,
     bias: np.ndarray,
     level_first: np.ndarray,
     label_of_leaf: np.ndarray,
     beam: int,
     post: int,
-    x_dense: np.ndarray,
+    slot: np.ndarray,
     out_label: np.ndarray,
     out_score: np.ndarray,
 ) -> None:
     """Beam search of one tree for every row of a CSR batch; writes each row's leaf candidates.
 
-    Chunk 0 is the root; the chunk of node ``n`` (global id over all levels, level ``l`` starting at
-    ``level_first[l]``) is ``n + 1``, and its children are nodes ``child_ptr[chunk]:child_ptr[chunk +
-    1]``. The first ``len(full_ptr)`` levels are stored by feature instead: level ``l``'s nodes that
-    feature ``f`` weighs are ``full_node[full_ptr[l, f]:full_ptr[l, f + 1]]`` (offsets in the level).
-    A path score is the product of its nodes' `_post` factors; at each level but the last the best
-    ``beam`` nodes are kept (all of them when there are no more). ``out_*`` rows are pre-filled with
-    -1 / 0 and receive the last level's candidates. ``x_dense`` is a zeroed scratch vector of the
-    feature count (the caller's, kept between calls: zeroing it per call would cost O(features)); it is
-    zero again on return.
+    Nodes are numbered over all levels (level ``l`` from ``level_first[l]``). Chunk 0 is the root, the
+    chunk of node ``n`` is ``n + 1``; a chunk's children are nodes ``child_ptr[c]:child_ptr[c + 1]``.
+    Level ``l``'s weights of feature ``f`` are ``level_val[level_ptr[l, f]:level_ptr[l, f + 1]]`` for the
+    nodes ``level_node[...]`` (offsets in the level, ascending). A path score is the product of its
+    nodes' `_post` factors; at each level but the last the best ``beam`` nodes are kept (all of them
+    when there are no more). ``out_*`` rows are pre-filled with -1 / 0 and receive the last level's
+    candidates. ``slot`` is the caller's scratch of the largest level's size, all -1 (it is again on
+    return): where each candidate node sits in the level's accumulator, for rows short enough to scan.
     """
     n_levels = level_first.shape[0] - 1
-    n_full = full_ptr.shape[0]
     leaf_first = level_first[n_levels - 1]
     width = 1
     for c in range(child_ptr.shape[0] - 1):
         width = max(width, child_ptr[c + 1] - child_ptr[c])
-    full_width = 1
-    for level in range(n_full):
-        full_width = max(full_width, level_first[level + 1] - level_first[level])
-    acc = np.zeros(width, np.float32)
-    level_acc = np.zeros(full_width, np.float32)
-    cap = beam * width
+    cap = max(beam, 1) * width
+    acc = np.zeros(cap, np.float32)
     cand_node = np.empty(cap, np.int64)
     cand_score = np.empty(cap, np.float32)
     beam_chunk = np.empty(max(beam, 1), np.int64)
     beam_score = np.empty(max(beam, 1), np.float32)
+    start = np.empty(max(beam, 1), np.int64)  # a beam node's children as offsets in the next level
+    stop = np.empty(max(beam, 1), np.int64)
+    offset = np.empty(max(beam, 1), np.int64)  # where they sit in ``acc``
     for d in range(x_ptr.shape[0] - 1):
         x_lo, x_hi = x_ptr[d], x_ptr[d + 1]
-        for i in range(x_lo, x_hi):
-            x_dense[x_idx[i]] = x_val[i]
         n_beam = 1
         beam_chunk[0] = 0
         beam_score[0] = 1.0
         for level in range(n_levels):
             n_cand = 0
-            if level < n_full:  # the whole level at once, by the document's features
-                lo = level_first[level]
-                level_acc[: level_first[level + 1] - lo] = 0.0
-                for i in range(x_lo, x_hi):
-                    v = x_val[i]
-                    f = x_idx[i]
-                    for e in range(full_ptr[level, f], full_ptr[level, f + 1]):
-                        level_acc[full_node[e]] += v * HALF_TO_FLOAT[full_val[e]]
-            for b in range(n_beam):
+            for b in range(n_beam):  # beam chunks ascend, so their children's ranges do too
                 c = beam_chunk[b]
-                first = child_ptr[c]
-                n_child = child_ptr[c + 1] - first
-                if level < n_full:
-                    for j in range(n_child):
-                        acc[j] = level_acc[first + j - level_first[level]]
-                else:
-                    acc[:n_child] = 0.0
-                    _score_chunk(
-                        x_idx, x_val, x_lo, x_hi, x_dense, c, row_ptr, row_feat, entry_ptr, entry_child,
-                        entry_val, acc,
-                    )  # fmt: skip
-                for j in range(n_child):
-                    cand_node[n_cand] = first + j
-                    cand_score[n_cand] = beam_score[b] * _post(acc[j] + bias[first + j], post)
-                    n_cand += 1
+                start[b] = child_ptr[c] - level_first[level]
+                stop[b] = child_ptr[c + 1] - level_first[level]
+                offset[b] = n_cand
+                n_cand += stop[b] - start[b]
+            acc[:n_cand] = 0.0
+            for b in range(n_beam):
+                for j in range(stop[b] - start[b]):
+                    slot[start[b] + j] = offset[b] + j
+            for i in range(x_lo, x_hi):
+                v = x_val[i]
+                lo, hi = level_ptr[level, x_idx[i]], level_ptr[level, x_idx[i] + 1]
+                if hi - lo <= SCAN_RATIO * n_beam:  # a short row: look every node's slot up
+                    for e in range(lo, hi):
+                        p = slot[level_node[e]]
+                        if p >= 0:
+                            acc[p] += v * HALF_TO_FLOAT[level_val[e]]
+                    continue
+                for b in range(n_beam):  # a long row: gallop to each range of the beam
+                    lo = _gallop(level_node, lo, hi, start[b])
+                    while lo < hi and level_node[lo] < stop[b]:
+                        acc[offset[b] + level_node[lo] - start[b]] += v * HALF_TO_FLOAT[level_val[lo]]
+                        lo += 1
+            for b in range(n_beam):
+                slot[start[b] : stop[b]] = -1
+            for b in range(n_beam):
+                first = level_first[level] + start[b]
+                for j in range(stop[b] - start[b]):
+                    node = first + j
+                    cand_node[offset[b] + j] = node
+                    cand_score[offset[b] + j] = beam_score[b] * _post(acc[offset[b] + j] + bias[node], post)
             if level == n_levels - 1:
                 for j in range(min(n_cand, out_label.shape[1])):
                     out_label[d, j] = label_of_leaf[cand_node[j] - leaf_first]
@@ -205,13 +154,11 @@ def search_tree(
                     beam_chunk[j] = cand_node[j] + 1
                     beam_score[j] = cand_score[j]
             else:
-                keep = np.argsort(-cand_score[:n_cand], kind="mergesort")[:beam]
+                keep = np.sort(np.argsort(-cand_score[:n_cand], kind="mergesort")[:beam])  # in node order
                 n_beam = beam
                 for j in range(beam):
                     beam_chunk[j] = cand_node[keep[j]] + 1
                     beam_score[j] = cand_score[keep[j]]
-        for i in range(x_lo, x_hi):
-            x_dense[x_idx[i]] = 0.0
 
 
 @njit(cache=True, nogil=True)

@@ -1,10 +1,9 @@
 """Label-tree shortlister (XR-Linear / Parabel / Bonsai family): beam search over linear node scorers.
 
-A tree keeps, for every node that has children, one *chunk*: the weights of its children, by feature
-(`xmlc.beam`). Beam search scores only the children of the nodes in the beam, so a prediction costs
+Beam search scores only the children of the nodes in the beam (`xmlc.beam`), so a prediction costs
 about ``levels x beam x children`` small sparse dot products whatever the number of labels. Several
-trees are averaged at the leaves. The arrays are saved as ``.npy`` files and memory-mapped on load:
-replicas on one host, and a reload, share their pages. It reads a batch's TF-IDF rows
+trees are averaged at the leaves. A tree's arrays are saved as ``.npy`` files and memory-mapped on
+load: replicas on one host, and a reload, share their pages. It reads a batch's TF-IDF rows
 (`xmlc.batch.Batch.features`).
 """
 
@@ -24,24 +23,8 @@ from xmlc.batch import Batch
 from xmlc.beam import POST_L3_HINGE, POST_SIGMOID, merge_trees, search_tree
 
 POSTS = ("l3-hinge", "sigmoid")
-LAYOUT = "chunked"  # the manifest's shortlister "layout"; bundles without one hold a CSR weight matrix
-ARRAYS = (
-    "levels",
-    "label_of_leaf",
-    "bias",
-    "child_ptr",
-    "row_ptr",
-    "row_feat",
-    "entry_ptr",
-    "entry_child",
-    "entry_val",
-    "full_ptr",
-    "full_node",
-    "full_val",
-)
-# Levels of at most this many nodes (the top of a tree) are stored and scored by feature, whole (see
-# `xmlc.beam`); deeper ones by chunks.
-FULL_NODES = 16_384
+LAYOUT = "levels"  # the manifest's shortlister "layout"; bundles without one hold a CSR weight matrix
+ARRAYS = ("levels", "label_of_leaf", "bias", "child_ptr", "level_ptr", "level_node", "level_val")
 SEARCH_ROWS = 2048  # documents per kernel call: bounds the (docs x candidates) buffers of a call
 
 
@@ -60,13 +43,13 @@ class TreePredParams:
 
 
 class Tree:
-    """One label tree as chunks.
+    """One label tree, level by level.
 
     Nodes are numbered over all levels (level 0 first); ``levels`` holds the level sizes, leaves are the
-    last level and ``label_of_leaf`` maps them to labels. Chunk 0 is the root's, chunk ``n + 1`` node
-    ``n``'s; its children are nodes ``child_ptr[c]:child_ptr[c + 1]``, its rows ``row_ptr[c]:row_ptr[c +
-    1]`` (feature ``row_feat[r]``, entries ``entry_ptr[r]:entry_ptr[r + 1]``: the child's offset in the
-    chunk and its weight as float16 bits). ``bias`` is per node.
+    last level and ``label_of_leaf`` maps them to labels; ``bias`` is per node. Chunk 0 is the root's,
+    chunk ``n + 1`` node ``n``'s: its children are nodes ``child_ptr[c]:child_ptr[c + 1]``. Level ``l``'s
+    weights are a CSR matrix by feature: ``level_ptr[l]`` over ``level_node`` (node offsets in the level,
+    ascending in each row) and ``level_val`` (float16 bits).
     """
 
     def __init__(self, n_features: int, **arrays: np.ndarray) -> None:
@@ -78,22 +61,19 @@ class Tree:
         self.label_of_leaf = arrays["label_of_leaf"]
         self.bias = arrays["bias"]
         self.child_ptr = arrays["child_ptr"]
-        self.row_ptr = arrays["row_ptr"]
-        self.row_feat = arrays["row_feat"]
-        self.entry_ptr = arrays["entry_ptr"]
-        self.entry_child = arrays["entry_child"]
-        self.entry_val = arrays["entry_val"]
-        self.full_ptr = arrays["full_ptr"]
-        self.full_node = arrays["full_node"]
-        self.full_val = arrays["full_val"]
+        self.level_ptr = arrays["level_ptr"]
+        self.level_node = arrays["level_node"]
+        self.level_val = arrays["level_val"]
         self._local = threading.local()
         n_nodes = int(self.levels.sum())
         if len(self.bias) != n_nodes or len(self.child_ptr) != n_nodes - int(self.levels[-1]) + 2:
             raise ValueError("tree arrays do not match its levels")
         if len(self.label_of_leaf) != self.levels[-1]:
             raise ValueError("tree leaf level does not match its labels")
-        if self.row_ptr[-1] != len(self.row_feat) or self.entry_ptr[-1] != len(self.entry_val):
-            raise ValueError("tree chunk arrays are inconsistent")
+        if self.level_ptr.shape != (len(self.levels), n_features + 1) or self.level_ptr[-1, -1] != len(
+            self.level_val
+        ):
+            raise ValueError("tree weight arrays are inconsistent")
 
     @property
     def n_labels(self) -> int:
@@ -121,32 +101,28 @@ class Tree:
         scores = np.zeros((X.shape[0], width), np.float32)
         post = POST_SIGMOID if params.post == "sigmoid" else POST_L3_HINGE
         search_tree(
-            X.indptr, X.indices, X.data, self.child_ptr, self.row_ptr, self.row_feat, self.entry_ptr,
-            self.entry_child, self.entry_val, self.full_ptr, self.full_node, self.full_val, self.bias,
-            self.level_first, self.label_of_leaf, params.beam_size, post, self._scratch(), labels, scores,
+            X.indptr, X.indices, X.data, self.child_ptr, self.level_ptr, self.level_node, self.level_val,
+            self.bias, self.level_first, self.label_of_leaf, params.beam_size, post, self._slots(), labels,
+            scores,
         )  # fmt: skip
         return labels, scores
 
-    def _scratch(self) -> np.ndarray:
-        """This thread's zeroed dense document vector (the search leaves it zeroed)."""
-        buf: np.ndarray | None = getattr(self._local, "x_dense", None)
+    def _slots(self) -> np.ndarray:
+        """This thread's scratch for `search_tree` (all -1 between calls; O(nodes) to make, so kept)."""
+        buf: np.ndarray | None = getattr(self._local, "slots", None)
         if buf is None:
-            buf = self._local.x_dense = np.zeros(self.n_features, np.float32)
+            buf = self._local.slots = np.full(int(self.levels.max()), -1, np.int64)
         return buf
 
     def to_csr(self) -> sp.csr_matrix:
         """The weights as one (features x nodes) float32 matrix: for exhaustive scoring in tests."""
-        rows = [np.repeat(self.row_feat, np.diff(self.entry_ptr))]
-        chunk_of_row = np.repeat(np.arange(len(self.row_ptr) - 1), np.diff(self.row_ptr))
-        chunk = np.repeat(chunk_of_row, np.diff(self.entry_ptr))
-        cols = [self.child_ptr[chunk] + self.entry_child]
-        vals = [np.asarray(self.entry_val).view(np.float16)]
-        for level, ptr in enumerate(self.full_ptr):
+        rows, cols = [], []
+        first = self.level_first
+        for level, ptr in enumerate(self.level_ptr):
             rows.append(np.repeat(np.arange(self.n_features), np.diff(ptr)))
-            cols.append(self.level_first[level] + self.full_node[ptr[0] : ptr[-1]])
-            vals.append(np.asarray(self.full_val[ptr[0] : ptr[-1]]).view(np.float16))
+            cols.append(first[level] + np.asarray(self.level_node[ptr[0] : ptr[-1]], np.int64))
+        data = np.asarray(self.level_val).view(np.float16).astype(np.float32)
         shape = (self.n_features, int(self.levels.sum()))
-        data = np.concatenate(vals).astype(np.float32)
         return sp.csr_matrix((data, (np.concatenate(rows), np.concatenate(cols))), shape=shape)
 
     def save(self, folder: Path, prefix: str) -> list[str]:
@@ -167,16 +143,10 @@ class Tree:
 
     @classmethod
     def from_csr(
-        cls,
-        parents: list[np.ndarray],
-        label_of_leaf: np.ndarray,
-        weights: sp.spmatrix,
-        bias: np.ndarray,
-        full_nodes: int = FULL_NODES,
+        cls, parents: list[np.ndarray], label_of_leaf: np.ndarray, weights: sp.spmatrix, bias: np.ndarray
     ) -> Tree:
         """A tree from per-level parents and one (features x nodes) weight matrix (the layout of bundles
-        before the chunked one, and of training); levels of at most ``full_nodes`` nodes at the top are
-        stored whole, by feature."""
+        before this one, and of training)."""
         levels = np.asarray([len(p) for p in parents], np.int64)
         offsets = np.concatenate([[0], np.cumsum(levels)])
         # The chunk of every node: its parent's (chunk 0 for level 0), in node order.
@@ -188,47 +158,25 @@ class Tree:
         child_ptr = np.concatenate([[0], np.cumsum(np.bincount(chunk_of, minlength=n_chunks))])
         n_features = weights.shape[0]
         W = weights.tocsc()
-        n_full = 0
-        while n_full < len(levels) and levels[n_full] <= full_nodes:
-            n_full += 1
-        full_ptr = np.zeros((n_full, n_features + 1), np.int64)
-        full_node, full_val = [], []
+        level_ptr = np.zeros((len(levels), n_features + 1), np.int64)
+        nodes, vals = [], []
         done = 0
-        for level in range(n_full):
+        for level in range(len(levels)):
             block = W[:, offsets[level] : offsets[level + 1]].tocsr()
             block.sort_indices()
-            full_ptr[level] = block.indptr + done
-            full_node.append(block.indices.astype(np.uint16))
-            full_val.append(block.data.astype(np.float16))
+            level_ptr[level] = block.indptr + done
+            nodes.append(block.indices.astype(np.int32))
+            vals.append(block.data.astype(np.float16))
             done += block.nnz
-        C = W[:, offsets[n_full] :].tocoo()  # the chunked levels
-        feat = C.row.astype(np.int64)
-        node = C.col.astype(np.int64) + offsets[n_full]
-        chunk = chunk_of[node]
-        order = np.lexsort((node, feat, chunk))
-        feat, node, chunk = feat[order], node[order], chunk[order]
-        vals = C.data[order].astype(np.float16)
-        new_row = np.ones(len(feat), bool)
-        new_row[1:] = (feat[1:] != feat[:-1]) | (chunk[1:] != chunk[:-1])
-        starts = np.flatnonzero(new_row)
-        row_chunk = chunk[starts]
-        width = int(np.diff(child_ptr).max()) if n_chunks else 1
         return cls(
             n_features,
             levels=levels,
             label_of_leaf=np.asarray(label_of_leaf, np.int32),
             bias=np.asarray(bias, np.float32),
             child_ptr=child_ptr.astype(np.int64),
-            row_ptr=np.concatenate([[0], np.cumsum(np.bincount(row_chunk, minlength=n_chunks))]).astype(
-                np.int64
-            ),
-            row_feat=feat[starts].astype(np.int32),
-            entry_ptr=np.concatenate([starts, [len(feat)]]).astype(np.int64),
-            entry_child=(node - child_ptr[chunk]).astype(np.uint16 if width < (1 << 16) else np.int32),
-            entry_val=vals.view(np.uint16),
-            full_ptr=full_ptr,
-            full_node=np.concatenate(full_node) if full_node else np.zeros(0, np.uint16),
-            full_val=(np.concatenate(full_val) if full_val else np.zeros(0, np.float16)).view(np.uint16),
+            level_ptr=level_ptr,
+            level_node=np.concatenate(nodes),
+            level_val=np.concatenate(vals).view(np.uint16),
         )
 
 

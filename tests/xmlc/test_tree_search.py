@@ -58,22 +58,16 @@ def random_parents(rng: np.random.Generator, branching: list[int]) -> list[np.nd
 
 
 def random_tree(
-    rng: np.random.Generator,
-    n_features: int,
-    branching: list[int],
-    density: float,
-    parents=None,
-    full_nodes: int = 0,
+    rng: np.random.Generator, n_features: int, branching: list[int], density: float, parents=None
 ) -> Tree:
-    """A tree of that shape (or of ``parents``) with random sparse weights and biases; levels of at most
-    ``full_nodes`` nodes at the top are stored by feature, the others by chunk."""
+    """A tree of that shape (or of ``parents``) with random sparse weights and biases."""
     parents = parents or random_parents(rng, branching)
     size = len(parents[-1])
     n_nodes = sum(len(p) for p in parents)
     W = sp.random(n_features, n_nodes, density=density, format="csr", random_state=rng, dtype=np.float32)
     W.data = (rng.standard_normal(W.nnz) * 1.5).astype(np.float32)
     bias = rng.standard_normal(n_nodes).astype(np.float32)
-    return Tree.from_csr(parents, rng.permutation(size), W, bias, full_nodes)
+    return Tree.from_csr(parents, rng.permutation(size), W, bias)
 
 
 def random_docs(rng: np.random.Generator, n: int, n_features: int, density: float) -> sp.csr_matrix:
@@ -88,17 +82,14 @@ def random_docs(rng: np.random.Generator, n: int, n_features: int, density: floa
         ([4, 4, 8], 0.05, 3, "l3-hinge", 0.05),
         ([2, 2, 2, 2, 6], 0.1, 2, "l3-hinge", 0.05),
         ([16, 32], 0.02, 5, "sigmoid", 0.05),
-        ([3, 5, 7], 0.3, 4, "l3-hinge", 0.01),  # many rows, short documents: they gallop
-        ([3, 5, 7], 0.02, 4, "l3-hinge", 0.3),  # few rows, long documents: chunks are scanned
+        ([3, 5, 7], 0.3, 4, "l3-hinge", 0.01),  # dense weights, short documents: long rows to gallop
+        ([3, 5, 7], 0.02, 4, "l3-hinge", 0.3),  # sparse weights, long documents: short rows
         ([50], 0.05, 1, "l3-hinge", 0.05),  # one level: the root's children are the leaves
     ],
 )
-@pytest.mark.parametrize("full_nodes", [0, 16, 10_000])  # every level by chunk, the top by feature, all
-def test_beam_search_keeps_what_exhaustive_scoring_keeps(
-    branching, density, beam, post, doc_density, full_nodes
-):
+def test_beam_search_keeps_what_exhaustive_scoring_keeps(branching, density, beam, post, doc_density):
     rng = np.random.default_rng(len(branching) * 100 + beam)
-    tree = random_tree(rng, 400, branching, density, full_nodes=full_nodes)
+    tree = random_tree(rng, 400, branching, density)
     X = random_docs(rng, 60, 400, doc_density)
     X.data[X.indptr[7] : X.indptr[8]] = 0  # an empty document: biases alone
     X.eliminate_zeros()
@@ -123,7 +114,7 @@ def test_beam_search_keeps_what_exhaustive_scoring_keeps(
 def test_a_beam_as_wide_as_the_tree_scores_every_label_like_the_oracle() -> None:
     rng = np.random.default_rng(5)
     parents = random_parents(rng, [4, 5, 6])
-    trees = [random_tree(rng, 300, [], 0.08, parents, full_nodes) for full_nodes in (0, 20, 1000)]
+    trees = [random_tree(rng, 300, [], 0.08, parents) for _ in range(3)]
     X = random_docs(rng, 40, 300, 0.05)
     params = TreePredParams(beam_size=10_000)
     n_labels = trees[0].n_labels
@@ -141,22 +132,20 @@ def test_chunks_round_trip_the_weight_matrix() -> None:
     rng = np.random.default_rng(1)
     parents = [np.zeros(3, np.int64), np.array([0, 0, 1, 2, 2, 2])]
     W = sp.random(50, 9, density=0.2, format="csr", random_state=rng, dtype=np.float32)
-    for full_nodes in (0, 3, 6):
-        tree = Tree.from_csr(parents, np.arange(6), W, np.zeros(9, np.float32), full_nodes)
-        assert len(tree.full_ptr) == {0: 0, 3: 1, 6: 2}[full_nodes]
-        back = tree.to_csr()
-        np.testing.assert_array_equal(back.toarray(), W.toarray().astype(np.float16).astype(np.float32))
-        assert tree.levels.tolist() == [3, 6] and tree.leaf_width == 3
+    tree = Tree.from_csr(parents, np.arange(6), W, np.zeros(9, np.float32))
+    back = tree.to_csr()
+    np.testing.assert_array_equal(back.toarray(), W.toarray().astype(np.float16).astype(np.float32))
+    assert tree.levels.tolist() == [3, 6] and tree.leaf_width == 3
 
 
 def test_saved_trees_are_memory_mapped(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
-    sh = TreeShortlister([random_tree(rng, 200, [4, 6], 0.1, full_nodes=4)], TreePredParams(beam_size=2))
+    sh = TreeShortlister([random_tree(rng, 200, [4, 6], 0.1)], TreePredParams(beam_size=2))
     files = sh.save(tmp_path)
     assert all(f.endswith((".npy", ".json")) for f in files)
     again = TreeShortlister.load(tmp_path, sh.meta())
     tree = again.trees[0]
-    for name in ("entry_val", "entry_child", "row_feat", "bias"):
+    for name in ("level_val", "level_node", "level_ptr", "bias"):
         arr = getattr(tree, name)
         assert isinstance(arr.base, np.memmap) or isinstance(getattr(arr.base, "base", None), np.memmap), name
     X = random_docs(rng, 10, 200, 0.1)
