@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from itertools import repeat
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -68,9 +68,42 @@ def word_tokens(text: str) -> list[str]:
     )
 
 
+class Rows(NamedTuple):
+    """CSR arrays of a few rows, without a scipy matrix around them: per-request work stays in numpy
+    calls (a scipy matrix costs tens of microseconds to make, a document's features a few)."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+
+    @classmethod
+    def of(cls, m: sp.csr_matrix) -> Rows:
+        return cls(m.indptr, m.indices, m.data)
+
+    def matrix(self, n_cols: int) -> sp.csr_matrix:
+        return sp.csr_matrix((self.data, self.indices, self.indptr), shape=(len(self.indptr) - 1, n_cols))
+
+
 def join_fields(body: sp.csr_matrix, title: sp.csr_matrix, weight: float) -> sp.csr_matrix:
     """``[body, weight * title]`` with each row scaled back to unit L2 norm (both parts come normalised)."""
-    return unit_rows(sp.hstack([body, title * np.float32(weight)], format="csr", dtype=np.float32))
+    return join_rows(Rows.of(body), Rows.of(title), weight, body.shape[1]).matrix(
+        body.shape[1] + title.shape[1]
+    )
+
+
+def join_rows(body: Rows, title: Rows, weight: float, body_dim: int) -> Rows:
+    """Row by row, the body's entries then the title's (columns after ``body_dim``, values times
+    ``weight``), each row scaled back to unit L2 norm."""
+    bp, tp = body.indptr.astype(np.int64), title.indptr.astype(np.int64)
+    indptr = bp + tp
+    n = int(indptr[-1])
+    indices = np.empty(n, np.int32)
+    data = np.empty(n, np.float32)
+    at_b = np.arange(len(body.data)) + np.repeat(tp[:-1], np.diff(bp))
+    at_t = np.arange(len(title.data)) + np.repeat(bp[1:], np.diff(tp))
+    indices[at_b], data[at_b] = body.indices, body.data
+    indices[at_t], data[at_t] = title.indices + body_dim, title.data * np.float32(weight)
+    return Rows(indptr, indices, unit_norm(indptr, data))
 
 
 def tokens_of(text: str, config: FeaturizerConfig, pattern: re.Pattern[str] | None = None) -> list[str]:
@@ -153,7 +186,7 @@ class TfidfFeaturizer:
         ids = [i for i in map(get, tokens_of(text, self.config, self._pattern)) if i is not None]
         return np.asarray(ids, dtype=np.int64)
 
-    def counts(self, texts: Iterable[str]) -> sp.csr_matrix:
+    def count_rows(self, texts: Iterable[str]) -> Rows:
         """Raw counts of the text vocabulary's terms, one row a text, sorted column indices."""
         indptr = [0]
         indices: list[np.ndarray] = []
@@ -163,29 +196,33 @@ class TfidfFeaturizer:
             indices.append(cols.astype(np.int32))
             data.append(cnt.astype(np.float32))
             indptr.append(indptr[-1] + len(cols))
-        return sp.csr_matrix(
-            (
-                np.concatenate(data) if data else np.zeros(0, np.float32),
-                np.concatenate(indices) if indices else np.zeros(0, np.int32),
-                np.asarray(indptr, dtype=np.int64),
-            ),
-            shape=(len(indptr) - 1, len(self.vocabulary)),
+        return Rows(
+            np.asarray(indptr, dtype=np.int64),
+            np.concatenate(indices) if indices else np.zeros(0, np.int32),
+            np.concatenate(data) if data else np.zeros(0, np.float32),
         )
+
+    def counts(self, texts: Iterable[str]) -> sp.csr_matrix:
+        return self.count_rows(texts).matrix(len(self.vocabulary))
 
     def weigh(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         """Counts -> sublinear tf * idf, each row scaled to unit L2 norm (rows with no terms stay empty)."""
         return weigh_counts(counts, self.idf, self.config.sublinear_tf)
 
+    def weigh_rows(self, counts: Rows) -> Rows:
+        return Rows(counts.indptr, counts.indices, weigh_data(counts, self.idf, self.config.sublinear_tf))
+
     def rows(self, texts: Iterable[str]) -> sp.csr_matrix:
         """Plain texts -> weighted rows of the text vocabulary alone (no title field)."""
-        return self.weigh(self.counts(texts))
+        return self.weigh_rows(self.count_rows(texts)).matrix(len(self.vocabulary))
 
     def transform(self, docs: Sequence[Doc]) -> sp.csr_matrix:
         """Documents -> (docs x dim) rows: the training, batch and per-request path alike."""
-        body = self.rows(d.body for d in docs)
+        body = self.weigh_rows(self.count_rows(d.body for d in docs))
         if self.title is None:
-            return body
-        return join_fields(body, self.title.rows(d.heading for d in docs), self.config.title_weight)
+            return body.matrix(self.dim)
+        title = self.title.weigh_rows(self.title.count_rows(d.heading for d in docs))
+        return join_rows(body, title, self.config.title_weight, len(self.vocabulary)).matrix(self.dim)
 
     def meta(self) -> dict[str, Any]:
         return {"ngram_max": self.config.ngram_max, "title_weight": self.config.title_weight}
@@ -270,25 +307,40 @@ class _TokenIndex:
 
 
 def weigh_counts(counts: sp.csr_matrix, idf: np.ndarray, sublinear_tf: bool) -> sp.csr_matrix:
-    """The one weighting function shared by training and serving."""
-    out = counts.astype(np.float32, copy=True)
+    """The one weighting function shared by training and serving (see `weigh_data`)."""
+    counts = counts.tocsr()
+    data = weigh_data(Rows.of(counts), idf, sublinear_tf)
+    return sp.csr_matrix((data, counts.indices.copy(), counts.indptr.copy()), shape=counts.shape)
+
+
+def weigh_data(counts: Rows, idf: np.ndarray, sublinear_tf: bool) -> np.ndarray:
+    """Counts -> sublinear tf * idf, each row scaled to unit L2 norm (a new array; empty rows stay so)."""
+    data = counts.data.astype(np.float32, copy=True)
     if sublinear_tf:
-        np.log(out.data, out=out.data)
-        out.data += np.float32(1.0)
-    out.data *= idf[out.indices]
-    return unit_rows(out)
+        np.log(data, out=data)
+        data += np.float32(1.0)
+    data *= idf[counts.indices]
+    return unit_norm(counts.indptr, data)
 
 
 def unit_rows(out: sp.csr_matrix) -> sp.csr_matrix:
     """Scale each row of a float32 CSR matrix to unit L2 norm, in place (empty rows stay empty)."""
-    sq = np.zeros(out.shape[0], dtype=np.float32)
-    nonempty = np.diff(out.indptr) > 0
-    if out.nnz:
-        sq[nonempty] = np.add.reduceat(out.data * out.data, out.indptr[:-1][nonempty])
+    unit_norm(out.indptr, out.data)
+    return out
+
+
+def unit_norm(indptr: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """Scale each row's values (``data`` between ``indptr`` bounds) to unit L2 norm, in place."""
+    n = len(indptr) - 1
+    sq = np.zeros(n, dtype=np.float32)
+    lengths = np.diff(indptr)
+    nonempty = lengths > 0
+    if len(data):
+        sq[nonempty] = np.add.reduceat(data * data, indptr[:-1][nonempty])
     norms = np.sqrt(sq)
     norms[norms == 0] = 1.0
-    out.data /= np.repeat(norms, np.diff(out.indptr))
-    return out
+    data /= np.repeat(norms, lengths)
+    return data
 
 
 def smooth_idf(df: np.ndarray, n_docs: int) -> np.ndarray:
