@@ -35,7 +35,7 @@ def test_reload_swaps_model_and_keeps_old_on_corrupt(make_client, second_bundle,
 
     broken = tmp_path / "broken"
     shutil.copytree(second_bundle, broken)
-    (broken / "tree0.entry_val.npy").write_bytes(b"garbage")
+    (broken / "tree0.level_val.npy").write_bytes(b"garbage")
     r = client.post("/admin/reload", json={"bundle": str(broken)}, headers=ADMIN)
     assert r.status_code == 409 and "checksum mismatch" in r.json()["detail"]
     assert client.get("/model").json()["name"] == "second"

@@ -43,11 +43,11 @@ def broken(tree_bundle, tmp_path):
 
 
 def test_corrupted_file_is_refused(broken):
-    weights = broken / "tree0.entry_val.npy"
+    weights = broken / "tree0.level_val.npy"
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0xFF
     weights.write_bytes(bytes(data))
-    with pytest.raises(BundleError, match=r"checksum mismatch for tree0\.entry_val\.npy"):
+    with pytest.raises(BundleError, match=r"checksum mismatch for tree0\.level_val\.npy"):
         load_model(broken)
 
 
