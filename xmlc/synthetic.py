@@ -92,7 +92,8 @@ class ScaleSpec:
     Label popularity follows a power law (``alpha``; most labels end with 1-10 documents), a document
     has about ``labels_per_doc`` labels, mostly from one topic, and 50-150 tokens: each label's three
     signature words, its topic's words, and filler drawn Zipf-like from a ``vocabulary`` of words that
-    labels also share, so a label is told by which words occur together, not by a word of its own.
+    labels also share, so a label is told by which words occur together, not by a word of its own. The
+    title holds a signature word of every label of the document.
     """
 
     n_labels: int = 10_000
@@ -162,7 +163,12 @@ class ScaleCorpus:
         n_signal = min(n_tokens // 2, 3 * len(signal))
         words = np.concatenate([rng.choice(signal, n_signal), self._filler(rng, n_tokens - n_signal)])
         rng.shuffle(words)
-        title = np.concatenate([self.signature[first], self._filler(rng, 3)])
+        # A title names the whole document, as a product's title does: a signature word of each label
+        # (two of the first), a topic word and a filler word.
+        picks = self.signature[labels, rng.integers(0, 3, size=len(labels))]
+        title = np.concatenate(
+            [self.signature[first, :2], picks[1:], self.topic_words[topic, :1], self._filler(rng, 1)]
+        )
         rng.shuffle(title)
         word = self.words.__getitem__
         return Document(
