@@ -288,17 +288,24 @@ def generate(
     n_docs: Annotated[int, typer.Option(min=0, help="Training documents (0: 0.73 per label).")] = 0,
     n_test: Annotated[int, typer.Option(min=0, help="Held-out documents.")] = 5_000,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same corpus.")] = 0,
+    cover: Annotated[
+        bool,
+        typer.Option(help="The first training documents carry every label once (few documents, all labels)."),
+    ] = False,
 ) -> None:
     """Write a generated corpus with a planted label structure at extreme scale (power-law labels)."""
+    from dataclasses import replace
+
     from xmlc.data import atomic_text_writer, write_documents
     from xmlc.synthetic import ScaleCorpus, ScaleSpec
 
-    spec = ScaleSpec(n_labels=n_labels, n_docs=n_docs, seed=seed)
+    spec = ScaleSpec(n_labels=n_labels, n_docs=n_docs, cover=cover, seed=seed)
     corpus = ScaleCorpus(spec)
     out.mkdir(parents=True, exist_ok=True)
     with tqdm(total=spec.docs + n_test, desc="generate", unit="doc") as bar:
-        for name, n, part in (("train", spec.docs, 1), ("test", n_test, 2)):
-            write_documents(out / f"{name}.jsonl.gz", _counted(corpus.documents(n, part, name[:2]), bar))
+        write_documents(out / "train.jsonl.gz", _counted(corpus.documents(spec.docs, 1, "tr"), bar))
+        held_out = ScaleCorpus(replace(spec, cover=False)) if cover else corpus  # the same tables
+        write_documents(out / "test.jsonl.gz", _counted(held_out.documents(n_test, 2, "te"), bar))
     with atomic_text_writer(out / "labels.jsonl.gz") as fh:
         for label_id, name in corpus.label_names():
             fh.write(json.dumps({"id": label_id, "name": name}) + "\n")

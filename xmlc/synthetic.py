@@ -105,6 +105,7 @@ class ScaleSpec:
     max_len: int = 150
     alpha: float = 0.55  # label popularity ~ rank^-alpha
     same_topic: float = 0.8  # chance that a further label comes from the first label's topic
+    cover: bool = False  # the first documents carry every label once (topic by topic), then as above
     seed: int = 0
 
     @property
@@ -144,20 +145,25 @@ class ScaleCorpus:
         """Zipf-like word ids: a few very common words, a long tail."""
         return np.minimum(rng.zipf(1.3, n) - 1, self.spec.vocabulary - 1)
 
-    def document(self, rng: np.random.Generator, doc_id: str) -> Document:
+    def document(self, rng: np.random.Generator, doc_id: str, given: list[int] | None = None) -> Document:
+        """One document: its labels drawn as the spec says (or ``given``), then its words."""
         s = self.spec
-        k = max(1, min(int(rng.poisson(s.labels_per_doc - 1)) + 1, 4 * int(s.labels_per_doc)))
-        first = int(self.rank_to_label[self._rank(rng, 1)[0]])
-        labels = [first]
-        topic = self.topic_of[first]
-        members = self.topic_members[self.topic_start[topic] : self.topic_start[topic + 1]]
-        for r in self._rank(rng, k - 1):
-            if rng.random() < s.same_topic and len(members) > 1:
-                cand = int(members[rng.integers(len(members))])
-            else:
-                cand = int(self.rank_to_label[r])
-            if cand not in labels:
-                labels.append(cand)
+        if given:
+            labels, first = given, given[0]
+            topic = self.topic_of[first]
+        else:
+            k = max(1, min(int(rng.poisson(s.labels_per_doc - 1)) + 1, 4 * int(s.labels_per_doc)))
+            first = int(self.rank_to_label[self._rank(rng, 1)[0]])
+            labels = [first]
+            topic = self.topic_of[first]
+            members = self.topic_members[self.topic_start[topic] : self.topic_start[topic + 1]]
+            for r in self._rank(rng, k - 1):
+                if rng.random() < s.same_topic and len(members) > 1:
+                    cand = int(members[rng.integers(len(members))])
+                else:
+                    cand = int(self.rank_to_label[r])
+                if cand not in labels:
+                    labels.append(cand)
         n_tokens = int(rng.integers(s.min_len, s.max_len + 1))
         signal = np.concatenate([self.signature[labels].ravel(), self.topic_words[topic]])
         n_signal = min(n_tokens // 2, 3 * len(signal))
@@ -179,9 +185,15 @@ class ScaleCorpus:
         )
 
     def documents(self, n: int, seed: int, prefix: str = "d") -> Iterator[Document]:
+        """``n`` documents from the stream ``seed``; with ``cover``, the first ones carry every label once
+        (consecutive labels of a topic together), so that a corpus of few documents has every label."""
         rng = np.random.default_rng([self.spec.seed, seed])
+        block = max(1, round(self.spec.labels_per_doc))
         for i in range(n):
-            yield self.document(rng, f"{prefix}{i}")
+            given = None
+            if self.spec.cover and i * block < self.spec.n_labels:
+                given = self.topic_members[i * block : (i + 1) * block].tolist()
+            yield self.document(rng, f"{prefix}{i}", given)
 
     def label_names(self) -> Iterator[tuple[str, str]]:
         """(id, name) of every label: its first two signature words, as a real label's name would be."""

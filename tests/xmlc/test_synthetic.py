@@ -37,3 +37,9 @@ def test_generation_is_seeded() -> None:
     b = list(ScaleCorpus(ScaleSpec(n_labels=5000, seed=1)).documents(50, seed=2))
     assert a == b
     assert a != list(ScaleCorpus(ScaleSpec(n_labels=5000, seed=1)).documents(50, seed=3))
+
+
+def test_cover_gives_every_label_a_document() -> None:
+    spec = ScaleSpec(n_labels=3000, n_docs=700, cover=True)
+    docs = list(ScaleCorpus(spec).documents(spec.docs, seed=1))
+    assert {lab for d in docs for lab in d.labels} == {f"L{i}" for i in range(3000)}
