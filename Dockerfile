@@ -1,44 +1,51 @@
-# syntax=docker/dockerfile:1
-#
-# xmlc-serve images.
+# xmlc-serve images (multi-stage; the classic builder and BuildKit both build it).
 #   serving (default, last stage):  docker build -t xmlc-serve .
 #   training:                       docker build --target trainer -t xmlc-train .
 #
-# The serving image holds the project and its `serve` extra only: no torch, no scikit-learn, no data.
-# Bundles are mounted read-only at /models/current (XMLC_BUNDLE).
+# BASE_IMAGE is any Debian-like image with python3 and its venv module: the public python:3.11-slim by
+# default; where Docker Hub cannot be reached, deploy/local-base.sh makes one from the Debian mirror
+# (deploy/build.sh passes it). Where pip needs a CA bundle of its own (a TLS-inspecting proxy),
+# deploy/build.sh copies it to deploy/certs/pip-ca.crt: the build stages read it, the serving image
+# never holds it (it copies only the virtual environment).
 
-ARG PYTHON_IMAGE=python:3.11-slim
+ARG BASE_IMAGE=python:3.11-slim
 
 # ---------------------------------------------------------------------------------------------------------
-# builder: wheels for the project and every dependency of its `serve` extra (hnswlib may need a compiler).
-FROM ${PYTHON_IMAGE} AS builder
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
+# builder: a virtual environment with the project and its `serve` extra (hnswlib compiles: a C++ compiler).
+FROM ${BASE_IMAGE} AS builder
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1 DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends build-essential \
+    && apt-get install -y --no-install-recommends g++ \
+    && (python3 -c "import sysconfig, os, sys; sys.exit(not os.path.exists(sysconfig.get_paths()['include'] + '/Python.h'))" \
+        || apt-get install -y --no-install-recommends python3-dev) \
     && rm -rf /var/lib/apt/lists/*
+RUN python3 -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+COPY deploy/certs/ /tmp/certs/
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY xmlc ./xmlc
 COPY app ./app
 COPY training ./training
 COPY model_export ./model_export
-RUN pip wheel --wheel-dir /wheels ".[serve]"
+RUN if [ -s /tmp/certs/pip-ca.crt ]; then export PIP_CERT=/tmp/certs/pip-ca.crt; fi \
+    && pip install ".[serve]"
 
 # ---------------------------------------------------------------------------------------------------------
-# trainer: offline training (torch CPU build first and pinned, then the `train` extra); entrypoint `xmlc`.
+# trainer: offline training, `xmlc` as entrypoint. torch (CPU build) is installed first and pinned: from
+# TORCH_INDEX_URL, or from wheels put in deploy/wheels/ (where that index cannot be reached).
 #   docker run --rm -v "$PWD/data:/data:ro" -v "$PWD/bundles:/bundles" xmlc-train \
 #       train --train /data/train.jsonl.gz --labels /data/labels.jsonl.gz --out /bundles/v2
-FROM ${PYTHON_IMAGE} AS trainer
+FROM builder AS trainer-build
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
-RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==2.13.0"
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY xmlc ./xmlc
-COPY app ./app
-COPY training ./training
-COPY model_export ./model_export
-RUN pip install ".[train]" && rm -rf /src
+COPY deploy/wheels/ /tmp/wheels/
+RUN if [ -s /tmp/certs/pip-ca.crt ]; then export PIP_CERT=/tmp/certs/pip-ca.crt; fi \
+    && pip install --find-links /tmp/wheels --extra-index-url "${TORCH_INDEX_URL}" "torch==2.13.0" \
+    && pip install ".[train,distributed]"
+
+FROM ${BASE_IMAGE} AS trainer
+COPY --from=trainer-build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 RUN groupadd --system --gid 10001 xmlc \
     && useradd --system --uid 10001 --gid 10001 --home-dir /work --create-home xmlc
 WORKDIR /work
@@ -47,24 +54,24 @@ ENTRYPOINT ["xmlc"]
 CMD ["--help"]
 
 # ---------------------------------------------------------------------------------------------------------
-# serving (default target): installs the wheels from the builder, nothing else. The wheels are bind-mounted
-# for the one RUN (BuildKit: the default of `docker build` since Engine 23, DOCKER_BUILDKIT=1 before), so
-# they never land in a layer.
-FROM ${PYTHON_IMAGE} AS serve
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
-    PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
-    XMLC_BUNDLE=/models/current
-RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-index --find-links /wheels "xmlc-serve[serve]" \
-    && python -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is not None)"
-RUN groupadd --system --gid 10001 xmlc \
+# serving (default target): the virtual environment and nothing else: no torch, no compiler, no data.
+# The beam-search kernels are compiled at build time into NUMBA_CACHE_DIR, so a replica starts without
+# compiling (and the root filesystem can be read-only).
+FROM ${BASE_IMAGE} AS serve
+COPY --from=builder /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    NUMBA_CACHE_DIR=/opt/numba-cache XMLC_BUNDLE=/models/current
+RUN python3 -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is not None)" \
+    && python3 -m xmlc.warm_kernels \
+    && groupadd --system --gid 10001 xmlc \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent xmlc \
     && mkdir -p /models/current /srv/xmlc
-# An empty folder, not the source tree: `app` and `xmlc` are imported from site-packages.
+# An empty folder, not the source tree: `app` and `xmlc` are imported from the virtual environment.
 WORKDIR /srv/xmlc
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request as r; sys.exit(r.urlopen('http://127.0.0.1:8000/health', timeout=2).status != 200)"]
+    CMD ["python3", "-c", "import sys, urllib.request as r; sys.exit(r.urlopen('http://127.0.0.1:8000/health', timeout=2).status != 200)"]
 # One worker per container: replicas scale out behind the gateway, and each process owns its /metrics.
-CMD ["uvicorn", "--factory", "app.main:app_from_env", "--host", "0.0.0.0", "--port", "8000", "--workers", "1"]
+# `xmlc serve` drains on SIGTERM (deploy/README.md, "Stopping a replica").
+CMD ["xmlc", "serve", "--host", "0.0.0.0", "--port", "8000"]

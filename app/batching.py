@@ -5,7 +5,8 @@ Requests put their documents on a bounded queue; one collector takes up to ``max
 hands each request its rows. Up to ``workers`` model calls run at once: the model's numpy, scipy and
 onnxruntime work releases the GIL, so two calls use two cores (the EURLEX57K bundles answer 1.6x the
 documents/s of one call at a time, BENCHMARKS.md; a model that is mostly Python would gain nothing).
-A full queue raises `Overloaded`, which the API answers with 429.
+A full queue raises `Overloaded`, which the API answers with 429. A request carries a deadline: one
+still queued when it passes is dropped before the model sees it, and its caller gets `DeadlineExceeded`.
 """
 
 from __future__ import annotations
@@ -24,11 +25,16 @@ class Overloaded(Exception):
     """The queue is full: the caller should retry later."""
 
 
+class DeadlineExceeded(Exception):
+    """The request's deadline passed before the model got to it: it was shed, not computed."""
+
+
 @dataclass
 class _Job:
     docs: list[Doc]
     k: int
     future: asyncio.Future[Any]
+    deadline: float  # event-loop time
     results: list[Any] = field(default_factory=list)
 
 
@@ -68,18 +74,38 @@ class MicroBatcher:
                 await task
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def submit(self, docs: list[Doc], k: int) -> list[Any]:
+    async def submit(self, docs: list[Doc], k: int, budget_s: float = float("inf")) -> list[Any]:
+        """One result per document; `Overloaded` when the queue is full, `DeadlineExceeded` when the
+        answer would come after ``budget_s`` seconds (the job is then dropped unless already running)."""
         if self._pending_docs + len(docs) > self.queue_max:
             raise Overloaded(f"{self._pending_docs} documents already waiting")
-        job = _Job(docs, k, asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        job = _Job(docs, k, loop.create_future(), loop.time() + budget_s)
         self._pending_docs += len(docs)
         self.on_depth(self._pending_docs)
         self._queue.put_nowait(job)
-        return await job.future
+        try:
+            return await asyncio.wait_for(asyncio.shield(job.future), budget_s if budget_s < 1e9 else None)
+        except TimeoutError as e:
+            job.future.cancel()  # still queued: dropped when collected; running: its answer is discarded
+            raise DeadlineExceeded(f"no answer within {budget_s:.1f} s") from e
+
+    def _live(self, job: _Job) -> bool:
+        """Whether ``job`` is still worth computing; a job past its deadline is dropped here."""
+        if job.deadline >= asyncio.get_running_loop().time() and not job.future.done():
+            return True
+        if not job.future.done():
+            job.future.set_exception(DeadlineExceeded("shed: its deadline passed while it waited"))
+        self._pending_docs -= len(job.docs)
+        self.on_depth(self._pending_docs)
+        return False
 
     async def _collect(self) -> list[_Job]:
-        jobs = [await self._queue.get()]
-        size = len(jobs[0].docs)
+        job = await self._queue.get()
+        while not self._live(job):
+            job = await self._queue.get()
+        jobs = [job]
+        size = len(job.docs)
         deadline = asyncio.get_running_loop().time() + self.max_wait_s
         while size < self.max_size:
             try:
@@ -92,6 +118,8 @@ class MicroBatcher:
                     job = await asyncio.wait_for(self._queue.get(), remaining)
                 except TimeoutError:
                     break
+            if not self._live(job):
+                continue
             jobs.append(job)
             size += len(job.docs)
         return jobs

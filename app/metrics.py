@@ -71,6 +71,11 @@ class ServiceMetrics:
         self.inflight = Gauge("xmlc_inflight_requests", "Requests being handled", registry=r)
         self.queue_depth = Gauge("xmlc_queue_depth", "Documents waiting for the model", registry=r)
         self.rejected = Counter("xmlc_rejected_total", "Requests refused with 429 (queue full)", registry=r)
+        self.shed = Counter(
+            "xmlc_shed_total",
+            "Requests answered 503 because their deadline passed before the model",
+            registry=r,
+        )
         self.model_info = Gauge(
             "xmlc_model_info", "Loaded model (value 1)", ["name", "version", "method"], registry=r
         )

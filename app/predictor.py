@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.batching import MicroBatcher, Overloaded
+from app.batching import DeadlineExceeded, MicroBatcher, Overloaded
 from app.cache import PredictionCache, cache_key
 from app.local_cache import LocalCache
 from app.metrics import ServiceMetrics
@@ -31,7 +31,7 @@ Rows = list[dict[str, Any]]
 
 
 class NotReady(Exception):
-    """No model is loaded yet."""
+    """No model is loaded yet, or the replica is draining: another replica should answer."""
 
 
 @dataclass
@@ -58,6 +58,7 @@ class Predictor:
         self.local_cache = local_cache
         self.model: Model | None = None
         self.bundle_path: Path | None = None
+        self.draining = False  # set on SIGTERM (app.server): new work goes to other replicas
         self.batcher = MicroBatcher(
             self.run_model,
             settings.batch_max_size,
@@ -80,9 +81,14 @@ class Predictor:
 
     # ------------------------------------------------------------------------------------ predicting
 
-    async def predict(self, docs: list[Doc], k: int, threshold: float | None) -> Answer:
-        """Labels for ``docs``; raises `NotReady` before a model is loaded, `Overloaded` when full."""
+    async def predict(
+        self, docs: list[Doc], k: int, threshold: float | None, deadline: float = float("inf")
+    ) -> Answer:
+        """Labels for ``docs`` by ``deadline`` (epoch seconds); raises `NotReady` before a model is loaded
+        or while draining, `Overloaded` when the queue is full, `DeadlineExceeded` when too late."""
         model = self.model
+        if self.draining:
+            raise NotReady("draining: this replica is shutting down")
         if model is None:
             raise NotReady("model not loaded yet")
         version = model.version
@@ -93,10 +99,16 @@ class Predictor:
             status = await self._lookup(keys, results)
         missing = [i for i, r in enumerate(results) if r is None]
         if missing:
+            budget = deadline - time.time()
             try:
-                predicted = await self.batcher.submit([docs[i] for i in missing], k)
+                if budget <= 0:
+                    raise DeadlineExceeded("shed: the deadline passed before the request reached the model")
+                predicted = await self.batcher.submit([docs[i] for i in missing], k, budget)
             except Overloaded:
                 self.metrics.rejected.inc()
+                raise
+            except DeadlineExceeded:
+                self.metrics.shed.inc()
                 raise
             fresh = {}
             for i, (used, labels) in zip(missing, predicted, strict=True):

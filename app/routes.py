@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,10 +12,11 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.auth import require_admin, require_api_key
-from app.batching import Overloaded
+from app.batching import DeadlineExceeded, Overloaded
 from app.local_cache import ANSWERED_BY
 from app.predictor import NotReady, Predictor
 from app.schemas import ErrorResponse, ModelInfo, PredictRequest, PredictResponse, ReloadRequest
+from app.settings import Settings
 from xmlc.bundle import BundleError
 
 router = APIRouter()
@@ -35,7 +38,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "Invalid input (types, empty text, k or batch out of range).",
     },
     429: {"model": ErrorResponse, "description": "Overloaded: retry after the Retry-After seconds."},
-    503: {"model": ErrorResponse, "description": "No model loaded yet."},
+    503: {
+        "model": ErrorResponse,
+        "description": "No model loaded yet, the replica is draining, or the request's deadline passed "
+        "before the model got to it (shed); retry after the Retry-After seconds.",
+    },
 }
 
 
@@ -57,9 +64,11 @@ async def predict(body: PredictRequest, predictor: PredictorDep, request: Reques
     if any(len(d.body) > s.max_text_chars for d in docs):
         raise HTTPException(422, f"a document is longer than {s.max_text_chars} characters")
     try:
-        answer = await predictor.predict(docs, body.k, body.threshold)
+        answer = await predictor.predict(docs, body.k, body.threshold, request_deadline(request, s))
     except NotReady as e:
-        raise HTTPException(503, str(e)) from e
+        raise HTTPException(503, str(e), headers={"Retry-After": "1"}) from e
+    except DeadlineExceeded as e:
+        raise HTTPException(503, str(e), headers={"Retry-After": "1"}) from e
     except Overloaded as e:
         raise HTTPException(429, f"overloaded: {e}; retry shortly", headers={"Retry-After": "1"}) from e
     out: dict[str, Any] = {"model": answer.name, "version": answer.version}
@@ -73,6 +82,17 @@ async def predict(body: PredictRequest, predictor: PredictorDep, request: Reques
     return JSONResponse(out, headers=headers)
 
 
+def request_deadline(request: Request, settings: Settings) -> float:
+    """Epoch seconds by which the answer is due: ``XMLC_REQUEST_TIMEOUT_S`` after the gateway got the
+    request (its ``X-Request-Start: t=SECONDS``), or after this replica did when no gateway said."""
+    start = time.time()
+    header = request.headers.get("x-request-start", "")
+    if header.startswith("t="):
+        with contextlib.suppress(ValueError):
+            start = min(start, float(header[2:]))  # a clock ahead of ours never extends the budget
+    return start + settings.request_timeout_s
+
+
 @router.get("/health")
 async def health() -> dict[str, str]:
     """Liveness: the process answers."""
@@ -81,7 +101,9 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready", responses={503: ERRORS[503]})
 async def ready(predictor: PredictorDep) -> dict[str, Any]:
-    """Readiness: 503 until the bundle is loaded and warmed."""
+    """Readiness: 503 until the bundle is loaded and warmed, and again once the replica drains."""
+    if predictor.draining:
+        raise HTTPException(503, "draining")
     if predictor.model is None:
         raise HTTPException(503, "model not loaded yet")
     cache = None if predictor.cache is None else await predictor.cache.ping()

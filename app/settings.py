@@ -34,5 +34,14 @@ class Settings(BaseSettings):
         2, ge=1, description="Model calls running at once (threads; the model releases the GIL)."
     )
     queue_max: int = Field(512, ge=1, description="Documents waiting for the model; beyond it, 429.")
+    request_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A request's deadline, from when the gateway got it (X-Request-Start) or else "
+        "from when the replica did; work past it is shed with 503.",
+    )
+    shutdown_grace_s: float = Field(
+        20.0, ge=0, description="On SIGTERM, how long requests in flight may take before the process exits."
+    )
     api_key: str | None = Field(None, description="When set, /predict needs X-API-Key.")
     admin_key: str | None = Field(None, description="X-API-Key for /admin calls (falls back to api_key).")

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from tqdm.auto import tqdm
@@ -215,29 +215,24 @@ def predict(
 
 @app.command()
 def serve(
-    bundle: Annotated[Path, typer.Option("--bundle", help="Bundle folder to serve.")],
+    bundle: Annotated[
+        Path | None, typer.Option("--bundle", help="Bundle folder (default: XMLC_BUNDLE).")
+    ] = None,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     redis_url: Annotated[str | None, typer.Option(help="Redis URL for the prediction cache.")] = None,
-    workers: Annotated[int, typer.Option(help="uvicorn workers (prefer 1 per container).")] = 1,
 ) -> None:
-    """Run the HTTP service under uvicorn (other settings: XMLC_* environment variables)."""
-    import os
+    """Run the HTTP service under uvicorn (other settings: XMLC_* environment variables); on SIGTERM it
+    drains: /ready turns 503, requests in flight are answered, then it exits."""
+    from app.server import serve as run
+    from app.settings import Settings
 
-    import uvicorn
-
-    os.environ["XMLC_BUNDLE"] = str(bundle)
+    overrides: dict[str, Any] = {}
+    if bundle is not None:
+        overrides["bundle"] = bundle
     if redis_url:
-        os.environ["XMLC_REDIS_URL"] = redis_url
-    uvicorn.run(
-        "app.main:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        access_log=False,
-    )
+        overrides["redis_url"] = redis_url
+    run(Settings(**overrides), host, port)
 
 
 @app.command()
