@@ -1,8 +1,9 @@
 """The compose topology without Docker: Redis, two uvicorn replicas, the nginx gateway, Prometheus.
 
-The gateway config is derived from deploy/nginx.conf (replicas become local ports, round-robin instead of
-least_conn so that consecutive requests alternate, files under tmp_path, an X-Upstream header), so the
-deployed proxy settings are the ones exercised. Everything listens on 127.0.0.1 and is stopped at the end.
+The gateway config is derived from deploy/nginx.conf (the replicas' DNS name becomes an upstream of local
+ports, files under tmp_path, an X-Upstream header), so the deployed proxy settings are the ones exercised.
+Everything listens on 127.0.0.1 and is stopped at the end. tests/deploy/test_stack.py runs the real thing
+with Docker.
 """
 
 from __future__ import annotations
@@ -110,9 +111,13 @@ def gateway_config(tmp: Path, listen: int, replicas: list[int]) -> str:
         assert n, f"deploy/nginx.conf changed: {pattern!r} not found; update this test"
         return new
 
-    servers = "".join(f"        server 127.0.0.1:{p} max_fails=3 fail_timeout=10s;\n" for p in replicas)
-    conf = sub(r"^[ \t]*server api\d+:8000[^\n]*\n(?:[ \t]*server api\d+:8000[^\n]*\n)*", servers, conf)
-    conf = sub(r"^[ \t]*least_conn;\n", "", conf)  # round-robin: consecutive requests alternate replicas
+    # The replicas: a local upstream in place of the name Docker's DNS resolves (round-robin, so that
+    # consecutive requests alternate replicas).
+    servers = "".join(f"        server 127.0.0.1:{p};\n" for p in replicas)
+    conf = sub(r"^[ \t]*resolver [^;]+;\n[ \t]*resolver_timeout [^;]+;\n", "", conf)
+    conf = sub(r"^http \{\n", "http {\n    upstream xmlc_local {\n" + servers + "    }\n", conf)
+    conf = sub(r"^[ \t]*set \$xmlc_api [^;]+;\n", "", conf)
+    conf = sub(r"proxy_pass http://\$xmlc_api;", "proxy_pass http://xmlc_local;", conf)
     # As root the workers must be root to reach tmp_path (0700); otherwise `user` is ignored anyway.
     conf = sub(r"^user [^;]+;", "user root;" if os.geteuid() == 0 else "", conf)
     conf = sub(r"^worker_processes [^;]+;", "worker_processes 1;\ndaemon off;", conf)
