@@ -1,8 +1,11 @@
 """Redis prediction cache that fails open: a down, slow or restarting Redis never fails a request.
 
 Keys hash the model version with the normalised input, k and threshold, so a new model never serves an
-old model's answers. After an error the cache is skipped for ``retry_s`` (no timeout paid per request
-while Redis is down) and then tried again, so it resumes by itself when Redis returns.
+old model's answers. The connection pool is bounded and *waits* (up to ``pool_wait_s``) for a free
+connection rather than refusing the next request: at peak, lookups queue for a moment instead of
+failing. A breaker skips the cache for ``retry_s`` only on an outage (no connection can be made, or
+``breaker_errors`` operations in a row failed), so one slow reply from a starved CPU does not turn the
+cache off at peak; it is tried again after ``retry_s`` and resumes by itself when Redis returns.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from app.metrics import ServiceMetrics
@@ -41,42 +45,75 @@ def cache_key(version: str, doc: Doc, k: int, threshold: float | None) -> str:
     return "xmlc:pred:" + h.hexdigest()
 
 
+POOL_EMPTY = "No connection available."  # redis-py's BlockingConnectionPool, after its wait
+
+
 class PredictionCache:
     def __init__(
-        self, url: str, ttl_s: int, timeout_s: float, retry_s: float, metrics: ServiceMetrics
+        self,
+        url: str,
+        ttl_s: int,
+        timeout_s: float,
+        retry_s: float,
+        metrics: ServiceMetrics,
+        pool_size: int = 32,
+        pool_wait_s: float = 0.5,
+        breaker_errors: int = 3,
     ) -> None:
         self.ttl_s = ttl_s
         self.timeout_s = timeout_s
         self.retry_s = retry_s
         self.metrics = metrics
+        self.breaker_errors = breaker_errors
         self._down_until = 0.0
-        self.client = aioredis.Redis.from_url(
+        self._errors_in_a_row = 0
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=pool_size,
+            timeout=pool_wait_s,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
-            max_connections=64,
             health_check_interval=30,
         )
+        self.client = aioredis.Redis(connection_pool=pool)
+        # An operation's bound: waiting for a connection, then the round trip.
+        self._op_timeout_s = pool_wait_s + 2 * timeout_s
 
     @property
     def available(self) -> bool:
         return time.monotonic() >= self._down_until
 
+    def _ok(self) -> None:
+        self._errors_in_a_row = 0
+
     def _failed(self, op: str, err: BaseException) -> None:
-        self.metrics.cache_errors.labels(op=op).inc()
+        """Counts the error; opens the breaker on an outage: refused connections, or errors in a row."""
+        pool_wait = isinstance(err, RedisConnectionError) and str(err) == POOL_EMPTY
+        self.metrics.cache_errors.labels(op="pool_wait" if pool_wait else op).inc()
+        if pool_wait:  # every connection busy past the wait: this request goes uncached, Redis is fine
+            return
+        self._errors_in_a_row += 1
+        # redis-py: "Error 111 connecting to host:port. ..." (refused, no route, unknown name)
+        unreachable = isinstance(err, RedisConnectionError) and "connecting to" in str(err)
+        if not (unreachable or self._errors_in_a_row >= self.breaker_errors):
+            return
         if self.available:
             log.warning("redis %s failed (%s); serving uncached for %.1fs", op, err, self.retry_s)
         self._down_until = time.monotonic() + self.retry_s
 
-    async def get_many(self, keys: list[str]) -> list[Any | None]:
-        """Cached values (decoded JSON) or None per key; all None when Redis is unavailable."""
-        if not keys or not self.available:
-            return [None] * len(keys)
+    async def get_many(self, keys: list[str]) -> list[Any | None] | None:
+        """Cached values (decoded JSON) or None per key; None when the lookup was skipped (the breaker
+        is open or Redis failed)."""
+        if not keys:
+            return []
+        if not self.available:
+            return None
         try:
-            raw = await asyncio.wait_for(self.client.mget(keys), self.timeout_s * 2)
+            raw = await asyncio.wait_for(self.client.mget(keys), self._op_timeout_s)
         except (TimeoutError, RedisError, OSError) as e:
             self._failed("get", e)
-            return [None] * len(keys)
+            return None
+        self._ok()
         out = []
         for value in raw:
             try:
@@ -92,13 +129,15 @@ class PredictionCache:
             pipe = self.client.pipeline(transaction=False)
             for key, value in items.items():
                 pipe.set(key, json.dumps(value, separators=(",", ":")), ex=self.ttl_s)
-            await asyncio.wait_for(pipe.execute(), self.timeout_s * 2)
+            await asyncio.wait_for(pipe.execute(), self._op_timeout_s)
         except (TimeoutError, RedisError, OSError) as e:
             self._failed("set", e)
+            return
+        self._ok()
 
     async def ping(self) -> bool:
         try:
-            return bool(await asyncio.wait_for(self.client.ping(), self.timeout_s * 2))
+            return bool(await asyncio.wait_for(self.client.ping(), self._op_timeout_s))
         except (TimeoutError, RedisError, OSError):
             return False
 

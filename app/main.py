@@ -40,6 +40,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.cache_timeout_s,
                 settings.cache_retry_s,
                 metrics,
+                pool_size=settings.cache_pool_size,
+                pool_wait_s=settings.cache_pool_wait_s,
+                breaker_errors=settings.cache_breaker_errors,
             )
         predictor = Predictor(settings, metrics, cache, local_cache)
         app.state.predictor = predictor

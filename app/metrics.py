@@ -54,7 +54,10 @@ class ServiceMetrics:
             registry=r,
         )
         self.cache = Counter(
-            "xmlc_cache_total", "Redis cache lookups (one per document) by result", ["result"], registry=r
+            "xmlc_cache_total",
+            "Redis cache lookups, one per document: hit, miss, or skipped (breaker open or Redis failed)",
+            ["result"],
+            registry=r,
         )
         self.local_cache = Counter(
             "xmlc_local_cache_total",
@@ -66,7 +69,11 @@ class ServiceMetrics:
             "xmlc_local_cache_entries", "Answers held in the in-process answer cache", registry=r
         )
         self.cache_errors = Counter(
-            "xmlc_cache_errors_total", "Redis errors (the request went on uncached)", ["op"], registry=r
+            "xmlc_cache_errors_total",
+            "Redis errors by operation (get, set; pool_wait: no free connection within the wait); the "
+            "request went on uncached",
+            ["op"],
+            registry=r,
         )
         self.inflight = Gauge("xmlc_inflight_requests", "Requests being handled", registry=r)
         self.queue_depth = Gauge("xmlc_queue_depth", "Documents waiting for the model", registry=r)

@@ -41,7 +41,7 @@ class Answer:
     name: str
     version: str
     results: list[Rows]
-    cache: str | None  # "hit", "partial", "miss"; None without a Redis cache
+    cache: str | None  # "hit", "partial", "miss", "skipped" (Redis out); None without a Redis cache
 
 
 class Predictor:
@@ -131,6 +131,9 @@ class Predictor:
         t0 = time.perf_counter()
         cached = await self.cache.get_many(keys)
         self.metrics.stage.labels(stage="cache_lookup").observe(time.perf_counter() - t0)
+        if cached is None:  # breaker open or Redis failed: neither a hit nor a miss
+            self.metrics.cache.labels(result="skipped").inc(len(keys))
+            return "skipped"
         for i, value in enumerate(cached):
             if isinstance(value, list):
                 results[i] = value

@@ -17,7 +17,16 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="redis://host:port/db; unset disables the cache.")
     cache_ttl_s: int = Field(3600, ge=1, description="Cache entry lifetime.")
     cache_timeout_s: float = Field(0.25, gt=0, description="Redis socket timeout: a slow cache is skipped.")
-    cache_retry_s: float = Field(1.0, ge=0, description="After a Redis error, skip the cache this long.")
+    cache_retry_s: float = Field(1.0, ge=0, description="On a Redis outage, skip the cache this long.")
+    cache_pool_size: int = Field(
+        32, ge=1, description="Redis connections a replica holds at most; requests beyond wait for one."
+    )
+    cache_pool_wait_s: float = Field(
+        0.5, ge=0, description="How long a lookup waits for a free connection before going uncached."
+    )
+    cache_breaker_errors: int = Field(
+        3, ge=1, description="Failed Redis operations in a row that count as an outage (refused: at once)."
+    )
     local_cache_size: int = Field(
         10_000, ge=0, description="In-process LRU of whole /predict answers (entries); 0 disables it."
     )

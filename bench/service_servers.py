@@ -42,6 +42,7 @@ class Server:
     command: str
     log_path: Path
     log_lines: tuple[str, ...] = ()  # warnings and errors from its whole log, once stopped
+    ready_s: float = 0.0  # from the process's start to its first ready answer
 
     @property
     def url(self) -> str:
@@ -95,18 +96,30 @@ def uvicorn_command(target: str, port: int, factory: bool) -> list[str]:
 
 @contextlib.contextmanager
 def start_server(
-    name: str, target: str, env: dict[str, str], ready_path: str, log_dir: Path, factory: bool = False
+    name: str,
+    target: str,
+    env: dict[str, str],
+    ready_path: str,
+    log_dir: Path,
+    factory: bool = False,
+    cpus: str | None = None,
 ) -> Iterator[Server]:
+    """A uvicorn server on a free port, ready; ``cpus`` pins it (``taskset -c``), as a CPU limit would."""
     import httpx
 
     port = free_port()
     cmd = uvicorn_command(target, port, factory)
+    if cpus:
+        cmd = ["taskset", "-c", cpus, *cmd]
     log_path = log_dir / f"{name}.log"
     shown_env = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    shown = (shown_env + " " if shown_env else "") + shlex.join(["python", *cmd[1:]])
+    shown = (shown_env + " " if shown_env else "") + shlex.join(
+        [("python" if c == sys.executable else c) for c in cmd]
+    )
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=log)
     server = Server(name, port, proc, shown, log_path)
+    started = time.monotonic()
     try:
         deadline = time.monotonic() + 600
         while True:
@@ -120,6 +133,7 @@ def start_server(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name} not ready after 600 s:\n{_tail(log_path)}")
             time.sleep(0.2)
+        server.ready_s = time.monotonic() - started
         yield server
     finally:
         if proc.poll() is None:

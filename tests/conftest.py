@@ -10,6 +10,11 @@ from xmlc.data import Document, write_documents
 from xmlc.synthetic import SyntheticSpec, make_corpus
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The Docker deployment test runs after everything else (it is the slowest, and needs the engine)."""
+    items.sort(key=lambda item: item.get_closest_marker("deployment") is not None)
+
+
 @pytest.fixture(scope="session")
 def corpus() -> tuple[list[Document], list[Document], dict[str, str]]:
     docs, names = make_corpus(SyntheticSpec(n_docs=1500, n_labels=64, seed=1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -84,5 +85,25 @@ def test_timeouts_agree_from_gateway_to_pod() -> None:
     stop_grace = float(compose["stop_grace_period"].rstrip("s"))
     assert stop_grace > float(compose["environment"]["XMLC_SHUTDOWN_GRACE_S"])
     nginx = (ROOT / "deploy" / "nginx.conf").read_text()
-    assert "proxy_next_upstream error http_503 non_idempotent;" in nginx  # never `timeout`
+    assert "proxy_next_upstream error timeout http_503 non_idempotent;" in nginx
+    # ... where `timeout` can only be a connect timeout: reads and sends time out after the retry window.
+    seconds = {
+        name: _duration(re.search(rf"\b{name} (\w+);", nginx).group(1))  # type: ignore[union-attr]
+        for name in (
+            "proxy_connect_timeout",
+            "proxy_read_timeout",
+            "proxy_send_timeout",
+            "proxy_next_upstream_timeout",
+        )
+    }
+    window = seconds["proxy_next_upstream_timeout"]
+    assert seconds["proxy_connect_timeout"] < window
+    assert min(seconds["proxy_read_timeout"], seconds["proxy_send_timeout"]) > window
     assert 'proxy_set_header X-Request-Start "t=$msec";' in nginx
+
+
+def _duration(text: str) -> float:
+    """An nginx time ("300ms", "5s", "1m") in seconds."""
+    m = re.fullmatch(r"(\d+)(ms|s|m)?", text)
+    assert m, text
+    return int(m.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}[m.group(2)]
