@@ -21,7 +21,7 @@ from app.main import create_app
 from app.settings import Settings
 
 log = logging.getLogger("xmlc.service")
-KEEP_ALIVE_S = 75  # longer than the gateway's upstream keep-alive (60 s, deploy/nginx.conf)
+KEEP_ALIVE_S = 75  # longer than ingress-nginx's upstream keep-alive (60 s): the proxy closes first
 
 
 class DrainingServer(uvicorn.Server):
