@@ -75,7 +75,9 @@ class ServiceMetrics:
             ["op"],
             registry=r,
         )
-        self.inflight = Gauge("xmlc_inflight_requests", "Requests being handled", registry=r)
+        self.inflight = Gauge(
+            "xmlc_inflight_requests", "Requests being handled (not probes or scrapes)", registry=r
+        )
         self.queue_depth = Gauge("xmlc_queue_depth", "Documents waiting for the model", registry=r)
         self.rejected = Counter("xmlc_rejected_total", "Requests refused with 429 (queue full)", registry=r)
         self.shed = Counter(

@@ -69,8 +69,14 @@ def replay_body(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+# Probes and scrapes are not load: counted in flight, a scrape would read itself (one request a replica
+# at idle), which bends the autoscaler's metric away from request rate x latency.
+NOT_LOAD = frozenset({"/metrics", "/health", "/ready"})
+
+
 class MetricsMiddleware:
-    """Latency histogram by route template, method and status; in-flight gauge."""
+    """Latency histogram by route template, method and status; the in-flight gauge (work requests only:
+    the autoscaler's metric, deploy/README.md)."""
 
     def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
         self.app = app
@@ -89,11 +95,14 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
-        self.metrics.inflight.inc()
+        load = scope["path"] not in NOT_LOAD
+        if load:
+            self.metrics.inflight.inc()
         try:
             await self.app(scope, receive, tracking_send)
         finally:
-            self.metrics.inflight.dec()
+            if load:
+                self.metrics.inflight.dec()
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
             self.metrics.requests.labels(route=path, method=scope["method"], status=str(status)).observe(

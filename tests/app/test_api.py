@@ -45,6 +45,8 @@ def test_health_ready_model_metrics(client):
         "xmlc_model_info{",
     ):
         assert series in text
+    # The scrape reading the gauge is not load: nothing else in flight reads 0 (the autoscaler's metric).
+    assert "\nxmlc_inflight_requests 0.0\n" in text
 
 
 BAD_JSON = [
