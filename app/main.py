@@ -68,6 +68,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        content_type = request.headers.get("content-type", "")
+        if request.method == "POST" and "json" not in content_type:
+            detail = (
+                "the body must be JSON sent with 'Content-Type: application/json' "
+                f"(this request said {content_type or 'nothing'!r})"
+            )
+            return JSONResponse({"detail": detail}, status_code=415)
         errors = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()

@@ -4,27 +4,30 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from xmlc.doc import Doc
+
+NOTHING = "the document has no words: give a non-blank 'text', 'title' or both"
 
 
 class DocumentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(description="Document body.", examples=["Council regulation on fishing quotas"])
+    text: str = Field(
+        "", description="Document body (may be left out for a title alone).", examples=["Council regulation"]
+    )
     title: str = Field(
         "",
         description="Optional title. Models read it with the text and again as a separate title field; "
         "without a title, the text's first line plays that part.",
     )
 
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("text is empty or only whitespace")
-        return v
+    @model_validator(mode="after")
+    def _not_blank(self) -> Self:
+        if not (self.text.strip() or self.title.strip()):
+            raise ValueError(NOTHING)
+        return self
 
     @property
     def doc(self) -> Doc:
@@ -32,7 +35,7 @@ class DocumentIn(BaseModel):
 
 
 class PredictRequest(BaseModel):
-    """Either one document (``text``, optional ``title``) or a batch (``documents``)."""
+    """Either one document (``text`` and/or ``title``) or a batch (``documents``)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -48,25 +51,32 @@ class PredictRequest(BaseModel):
     title: str | None = Field(None, description="One document's title.")
     documents: list[DocumentIn] | None = Field(None, description="A batch of documents.")
     k: int = Field(5, ge=1, description="How many labels per document.")
-    threshold: float | None = Field(None, description="Only labels scoring at least this.")
+    threshold: float | None = Field(
+        None, ge=0, le=1, allow_inf_nan=False, description="Only labels scoring at least this (0 to 1)."
+    )
 
     @model_validator(mode="after")
     def _one_shape(self) -> Self:
-        if (self.text is None) == (self.documents is None):
-            raise ValueError("give either 'text' (one document) or 'documents' (a batch), not both")
-        if self.text is not None and not self.text.strip():
-            raise ValueError("text is empty or only whitespace")
-        if self.documents is not None and self.title is not None:
-            raise ValueError("'title' goes inside each document of 'documents'")
-        if self.documents is not None and not self.documents:
-            raise ValueError("'documents' is empty")
+        single = self.text is not None or self.title is not None
+        if self.documents is not None:
+            if single:
+                raise ValueError(
+                    "give one document ('text' and/or 'title') or a batch ('documents'), not both; "
+                    "a title of a batch document goes inside it"
+                )
+            if not self.documents:
+                raise ValueError("'documents' is empty")
+            return self
+        if not single:
+            raise ValueError("nothing to label: give 'text' and/or 'title', or 'documents' (a batch)")
+        if not ((self.text or "").strip() or (self.title or "").strip()):
+            raise ValueError(NOTHING)
         return self
 
     def docs(self) -> list[Doc]:
         if self.documents is not None:
             return [d.doc for d in self.documents]
-        assert self.text is not None
-        return [Doc(self.text, self.title or "")]
+        return [Doc(self.text or "", self.title or "")]
 
 
 class LabelOut(BaseModel):

@@ -73,6 +73,7 @@ def run_ours(
         str(data / "train.jsonl.gz"),
         "--out",
         str(bundle),
+        "--force",  # the benchmark's own bundle of an earlier run
         "--method",
         method,
         "--labels",
@@ -117,7 +118,8 @@ def run_ensemble(data: Path, out_dir: Path, method: str, rows: list[dict[str, An
             raise SystemExit(f"{method}: give a weight to every member or to none")
         cmd += ["--weights", ",".join(weights)]
     cmd.append("--out")
-    subprocess.run([sys.executable, "-m", "xmlc.cli", *cmd[1:], str(bundle), "--name", method], check=True)
+    cmd = [*cmd[1:], str(bundle), "--name", method, "--force"]
+    subprocess.run([sys.executable, "-m", "xmlc.cli", *cmd], check=True)
     return {
         "name": f"xmlc {method}",
         **score_bundle(bundle, data),

@@ -12,6 +12,7 @@ from typing import Any
 from training.dataset import TrainingSet
 from training.methods import get_method
 from training.params import TrainParams
+from xmlc.bundle import check_out
 from xmlc.data import Document, LabelRecord, read_documents, read_label_records
 from xmlc.model import Model
 
@@ -58,9 +59,12 @@ def train_bundle(
     n_jobs: int | None = None,
     progress: bool = True,
     ray_address: str | None = None,
+    force: bool = False,
 ) -> TrainResult:
-    """Read ``train_path``, fit the method's model, write the bundle to ``out``."""
+    """Read ``train_path``, fit the method's model, write the bundle to ``out`` (an existing bundle
+    there only with ``force``; anything else at ``out`` is refused before any work)."""
     get_method(params.method)  # an unknown method fails before the data is read
+    check_out(Path(out), force)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     docs, stats = read_documents(train_path, skip_bad=skip_bad)
@@ -75,7 +79,7 @@ def train_bundle(
         training={"n_docs": len(docs), "n_skipped": stats.n_skipped, "source": str(train_path)},
     )
     t1 = time.perf_counter()
-    manifest = model.save(out)
+    manifest = model.save(out, force)
     timings["write"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
     return TrainResult(manifest, timings, len(docs), stats.n_skipped)

@@ -60,21 +60,56 @@ def finish_manifest(folder: Path, names: list[str], body: dict[str, Any]) -> dic
     return full
 
 
-def write_bundle(out: Path, write: Callable[[Path], tuple[list[str], dict[str, Any]]]) -> dict[str, Any]:
+def is_bundle(folder: Path) -> bool:
+    """Whether ``folder`` holds a bundle's manifest (checksums not verified)."""
+    try:
+        manifest = json.loads((Path(folder) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
+
+
+def check_out(out: Path, force: bool = False) -> None:
+    """Refuse, before any work, an output path whose contents a new bundle would destroy.
+
+    A path that does not exist and an empty folder are free; a bundle is replaced only with ``force``;
+    anything else (a file, a folder of other things: the training data, say) is never touched.
+    """
+    out = Path(out)
+    if not out.exists() and not out.is_symlink():
+        return
+    if out.is_dir() and not any(out.iterdir()):
+        return
+    if is_bundle(out):
+        if force:
+            return
+        raise BundleError(
+            f"{out}: a bundle is there already; --force replaces it (the old one stays until the new "
+            "one is complete)"
+        )
+    what = "a folder with other contents" if out.is_dir() else "a file"
+    raise BundleError(f"{out}: exists and is not a bundle ({what}); nothing written: choose another --out")
+
+
+def write_bundle(
+    out: Path, write: Callable[[Path], tuple[list[str], dict[str, Any]]], force: bool = False
+) -> dict[str, Any]:
     """Write a bundle into a temporary sibling folder, then move it to ``out`` at once.
 
     ``write(folder)`` writes the files and returns their names and the manifest body. A reader never
-    sees a half-written bundle, and an existing bundle at ``out`` is only replaced once the new one is
-    complete.
+    sees a half-written bundle; an existing bundle at ``out`` is replaced (with ``force``) only once the
+    new one is complete, and anything else at ``out`` is refused (`check_out`).
     """
     out = Path(out)
+    check_out(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a service user other than the trainer must read it
     try:
         names, body = write(tmp)
         full = finish_manifest(tmp, names, body)
-        if out.exists():
+        check_out(out, force)  # again: something may have appeared there while the bundle was written
+        if out.exists() or out.is_symlink():
             old = out.with_name(f".{out.name}.old.{os.getpid()}")
             out.rename(old)
             tmp.rename(out)

@@ -93,6 +93,9 @@ def train(
         bool, typer.Option(help="Skip and count malformed lines instead of failing.")
     ] = False,
     name: Annotated[str | None, typer.Option(help="Model name recorded in the manifest.")] = None,
+    force: Annotated[
+        bool, typer.Option(help="Replace a bundle already at --out (never anything else).")
+    ] = False,
 ) -> None:
     """Train a model from labelled documents and write it as a bundle."""
     from training.methods import configure
@@ -115,7 +118,15 @@ def train(
     try:
         params = configure(method, {k: v for k, v in given.items() if v is not None})
         result = train_bundle(
-            train, out, params, labels_path=labels, name=name, skip_bad=skip_bad, n_jobs=jobs, ray_address=ray
+            train,
+            out,
+            params,
+            labels_path=labels,
+            name=name,
+            skip_bad=skip_bad,
+            n_jobs=jobs,
+            ray_address=ray,
+            force=force,
         )
     except (DataError, BundleError, ValueError) as e:
         _fail(str(e))
@@ -135,6 +146,9 @@ def ensemble(
     ] = None,
     depth: Annotated[int, typer.Option(help="Labels each member contributes per document.")] = 50,
     name: Annotated[str | None, typer.Option(help="Model name recorded in the manifest.")] = None,
+    force: Annotated[
+        bool, typer.Option(help="Replace a bundle already at --out (never anything else).")
+    ] = False,
 ) -> None:
     """Combine bundles trained on the same labels into one ensemble bundle (weighted mean of scores)."""
     from xmlc.ensemble import Ensemble
@@ -143,7 +157,7 @@ def ensemble(
     try:
         w = [float(x) for x in weights.split(",")] if weights else None
         model = Ensemble([load_model(m) for m in member], w, depth, {"name": name or out.name})
-        manifest = model.save(out)
+        manifest = model.save(out, force)
     except (BundleError, ValueError, OSError) as e:
         _fail(str(e))
         return
@@ -226,13 +240,19 @@ def serve(
     drains: /ready turns 503, requests in flight are answered, then it exits."""
     from app.server import serve as run
     from app.settings import Settings
+    from xmlc.bundle import read_manifest
 
     overrides: dict[str, Any] = {}
     if bundle is not None:
         overrides["bundle"] = bundle
     if redis_url:
         overrides["redis_url"] = redis_url
-    run(Settings(**overrides), host, port)
+    settings = Settings(**overrides)
+    try:  # a missing or foreign bundle: one line, not a server's start-up traceback
+        read_manifest(settings.bundle, verify=False)
+    except BundleError as e:
+        _fail(f"{e} (serve --bundle FOLDER, or XMLC_BUNDLE)")
+    run(settings, host, port)
 
 
 @app.command()
@@ -263,8 +283,8 @@ def demo(
     bundle = out / "bundle"
     # A small corpus: small trees and ranker (settings a method does not have are left alone).
     params = configure(method, {"branching": 4, "leaf_size": 8, "dim": 64}, strict=False)
-    result = train_bundle(
-        data / "train.jsonl.gz", bundle, params, labels_path=data / "labels.jsonl", name="demo"
+    result = train_bundle(  # the demo's own bundle: a second run replaces it
+        data / "train.jsonl.gz", bundle, params, labels_path=data / "labels.jsonl", name="demo", force=True
     )
     typer.echo(f"trained {bundle} in {result.timings['total']:.1f}s")
     report, _ = evaluate_bundle(bundle, data / "test.jsonl.gz", (1, 3, 5), (10,))

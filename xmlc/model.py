@@ -75,9 +75,10 @@ class Model(ABC):
         origin = {k: v for k, v in self.manifest.items() if k not in RESERVED}
         return files, {**origin, **entries}
 
-    def save(self, out: str | Path) -> dict[str, Any]:
-        """Write the model as a bundle at ``out`` (atomically); returns the manifest, now its own."""
-        self.manifest = write_bundle(Path(out), self.write)
+    def save(self, out: str | Path, force: bool = False) -> dict[str, Any]:
+        """Write the model as a bundle at ``out`` (atomically; an existing bundle only with ``force``,
+        anything else never); returns the manifest, now its own."""
+        self.manifest = write_bundle(Path(out), self.write, force)
         return self.manifest
 
     def to_labels(

@@ -64,19 +64,24 @@ def test_bad_bodies(client, name, raw, status):
 
 
 BAD_INPUT = [
-    ("missing text", {"k": 3}, "either 'text'"),
+    ("missing text", {"k": 3}, "nothing to label: give 'text' and/or 'title'"),
     ("text and documents", {"text": "a", "documents": [{"text": "b"}]}, "not both"),
+    ("title and documents", {"title": "a", "documents": [{"text": "b"}]}, "not both"),
     ("text wrong type", {"text": 5}, "string"),
-    ("empty text", {"text": ""}, "empty"),
-    ("whitespace text", {"text": "  \n\t "}, "whitespace"),
+    ("empty text", {"text": ""}, "no words"),
+    ("whitespace text", {"text": "  \n\t "}, "no words"),
+    ("blank title alone", {"title": " "}, "no words"),
     ("k zero", {"text": "a", "k": 0}, "greater than or equal to 1"),
     ("k too large", {"text": "a", "k": 101}, "at most 100"),
     ("k not int", {"text": "a", "k": "five"}, "integer"),
     ("threshold wrong type", {"text": "a", "threshold": "x"}, "number"),
+    ("threshold above 1", {"text": "a", "threshold": 2}, "less than or equal to 1"),
+    ("threshold huge", {"text": "a", "threshold": 1e300}, "less than or equal to 1"),
+    ("threshold negative", {"text": "a", "threshold": -0.5}, "greater than or equal to 0"),
     ("unknown field", {"text": "a", "colour": "red"}, "Extra inputs"),
     ("empty batch", {"documents": []}, "empty"),
     ("batch too large", {"documents": [{"text": "a"}] * 65}, "at most 64"),
-    ("blank document in batch", {"documents": [{"text": "a"}, {"text": " "}]}, "whitespace"),
+    ("blank document in batch", {"documents": [{"text": "a"}, {"text": " "}]}, "no words"),
     ("text too long", {"text": "a" * 200_001}, "longer than"),
 ]
 
@@ -87,6 +92,27 @@ def test_bad_input_is_422_with_message(make_client, name, payload, message):
     r = client.post("/predict", json=payload)
     assert r.status_code == 422, r.text
     assert message in r.text
+
+
+def test_nan_threshold_is_422(client):
+    raw = b'{"text": "a", "threshold": NaN}'  # Python's json reads NaN; the API refuses it
+    r = client.post("/predict", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "finite number" in r.text
+
+
+def test_a_title_alone_is_a_document(client):
+    r = client.post("/predict", json={"title": "wa wb wc", "k": 2})
+    assert r.status_code == 200 and len(r.json()["labels"]) == 2
+    r = client.post("/predict", json={"documents": [{"title": "wa wb"}, {"text": "wc"}], "k": 2})
+    assert r.status_code == 200 and len(r.json()["results"]) == 2
+
+
+def test_a_body_that_is_not_json_gets_415_saying_so(client):
+    r = client.post("/predict", content=b"text=fishing+quotas")  # curl -d without a Content-Type
+    assert r.status_code == 415
+    assert "Content-Type: application/json" in r.json()["detail"]
+    r = client.post("/predict", data={"text": "fishing"})  # a form
+    assert r.status_code == 415 and "application/x-www-form-urlencoded" in r.json()["detail"]
 
 
 def test_body_over_limit_is_413(make_client):

@@ -66,3 +66,9 @@ def test_unknown_method(tmp_path, corpus_files):
         ["train", "--train", str(corpus_files["train"]), "--out", str(tmp_path / "x"), "--method", "magic"],
     )
     assert r.exit_code == 2 and "unknown method" in r.output
+
+
+def test_serve_refuses_a_missing_bundle_in_one_line(tmp_path):
+    r = runner.invoke(app, ["serve", "--bundle", str(tmp_path / "none")])
+    assert r.exit_code == 2
+    assert "not a bundle folder" in r.output and "Traceback" not in r.output
