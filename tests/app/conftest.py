@@ -111,3 +111,18 @@ def make_client(tree_bundle: Path) -> Iterator:
 @pytest.fixture
 def client(make_client) -> TestClient:
     return make_client()
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 60) -> None:
+    """Until ``url``/ready answers 200; fails if the process exits or the time runs out."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "service did not start"
+        time.sleep(0.1)

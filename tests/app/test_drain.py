@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from app.batching import DeadlineExceeded, MicroBatcher
-from tests.app.conftest import free_port
+from tests.app.conftest import free_port, wait_ready
 from xmlc.doc import Doc
 
 DOC = {"text": "wa wb wc wd", "k": 3}
@@ -85,15 +85,7 @@ def test_sigterm_answers_what_the_replica_holds_then_exits(tree_bundle):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "service did not start"
-            time.sleep(0.1)
+        wait_ready(url, proc, 60)
         results: list[httpx.Response] = []
         held = threading.Thread(
             target=lambda: results.append(httpx.post(url + "/predict", json=DOC, timeout=10))

@@ -12,7 +12,7 @@ import time
 
 import httpx
 
-from tests.app.conftest import free_port
+from tests.app.conftest import free_port, wait_ready
 
 DOC = {"text": "wa wb wc wd", "k": 3}
 ADMIN = {"X-API-Key": "admin-key"}
@@ -95,15 +95,7 @@ def test_sighup_reloads_the_current_bundle(tree_bundle):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "service did not start"
-            time.sleep(0.1)
+        wait_ready(url, proc, 30)
         proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 10
         while 'xmlc_reloads_total{result="ok"} 2.0' not in httpx.get(url + "/metrics").text:
