@@ -23,6 +23,7 @@ class TrainResult:
     timings: dict[str, float]
     n_docs: int
     n_skipped: int
+    skipped: list[str]  # the first malformed lines' messages (file and line)
 
 
 def fit_model(
@@ -82,4 +83,4 @@ def train_bundle(
     manifest = model.save(out, force)
     timings["write"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
-    return TrainResult(manifest, timings, len(docs), stats.n_skipped)
+    return TrainResult(manifest, timings, len(docs), stats.n_skipped, stats.skipped)

@@ -22,14 +22,24 @@ def evaluate_model(
     recall_ks: Sequence[int] = (10, 50, 100),
     prop_a: float = 0.55,
     prop_b: float = 1.5,
+    progress: bool = False,
+    chunk: int = 1024,
 ) -> tuple[Report, dict[str, Any]]:
-    """Predict the top max(k) labels of every document and score them against ``truths``."""
+    """Predict the top max(k) labels of every document (in chunks, a progress bar on stderr with
+    ``progress``) and score them against ``truths``."""
+    from tqdm.auto import tqdm
+
     depth = max([*ks, *recall_ks])
-    t0 = time.perf_counter()
-    res = model.predict_batch(docs, depth)
-    seconds = time.perf_counter() - t0
     ids = model.labels.ids
-    predictions = [[ids[i] for i in row if i >= 0] for row in res.indices.tolist()]
+    predictions: list[list[str]] = []
+    seconds = 0.0
+    with tqdm(total=len(docs), desc="eval", unit="doc", disable=not progress) as bar:
+        for start in range(0, len(docs), chunk):
+            t0 = time.perf_counter()
+            res = model.predict_batch(docs[start : start + chunk], depth)
+            seconds += time.perf_counter() - t0
+            predictions += [[ids[i] for i in row if i >= 0] for row in res.indices.tolist()]
+            bar.update(len(res.indices))
     report = evaluate(predictions, truths, ks, model.labels.propensity(prop_a, prop_b), recall_ks)
     info = {
         "predict_s": seconds,
@@ -48,13 +58,21 @@ def evaluate_bundle(
     prop_a: float = 0.55,
     prop_b: float = 1.5,
     skip_bad: bool = False,
+    progress: bool = False,
 ) -> tuple[Report, dict[str, Any]]:
     model = load_model(bundle)
     docs, stats = read_documents(data, skip_bad=skip_bad)
     if not docs:
         raise ValueError(f"{data}: no documents to evaluate")
     report, info = evaluate_model(
-        model, [d.doc for d in docs], [list(d.labels) for d in docs], ks, recall_ks, prop_a, prop_b
+        model,
+        [d.doc for d in docs],
+        [list(d.labels) for d in docs],
+        ks,
+        recall_ks,
+        prop_a,
+        prop_b,
+        progress,
     )
     info["n_skipped"] = stats.n_skipped
     return report, info
