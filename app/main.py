@@ -20,6 +20,7 @@ from app.middleware import BodyLimitMiddleware, MetricsMiddleware
 from app.predictor import Predictor
 from app.routes import router
 from app.settings import Settings
+from app.web import mount_web
 
 log = logging.getLogger("xmlc.service")
 
@@ -62,9 +63,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Extreme multi-label text classification: top-k labels for a document.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by app.web from local files
+        redoc_url=None,
     )
     app.state.settings = settings
     app.include_router(router)
+    mount_web(app)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
