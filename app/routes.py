@@ -57,14 +57,17 @@ async def predict(body: PredictRequest, predictor: PredictorDep, request: Reques
     """Top-k labels (id, name, score) for one document or a batch."""
     s = predictor.settings
     docs = body.docs()
-    if body.k > s.max_k:
+    defaults = predictor.model.defaults if predictor.model is not None else {}
+    k = body.k if body.k is not None else int(defaults.get("k", 5))
+    threshold = body.threshold if body.threshold is not None else defaults.get("threshold")
+    if k > s.max_k:
         raise HTTPException(422, f"k must be at most {s.max_k}")
     if len(docs) > s.max_batch_docs:
         raise HTTPException(422, f"at most {s.max_batch_docs} documents per request, got {len(docs)}")
     if any(len(d.body) > s.max_text_chars for d in docs):
         raise HTTPException(422, f"a document is longer than {s.max_text_chars} characters")
     try:
-        answer = await predictor.predict(docs, body.k, body.threshold, request_deadline(request, s))
+        answer = await predictor.predict(docs, k, threshold, request_deadline(request, s))
     except NotReady as e:
         raise HTTPException(503, str(e), headers={"Retry-After": "1"}) from e
     except DeadlineExceeded as e:

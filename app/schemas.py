@@ -50,9 +50,16 @@ class PredictRequest(BaseModel):
     text: str | None = Field(None, description="One document's body.")
     title: str | None = Field(None, description="One document's title.")
     documents: list[DocumentIn] | None = Field(None, description="A batch of documents.")
-    k: int = Field(5, ge=1, description="How many labels per document.")
+    k: int | None = Field(
+        None, ge=1, description="How many labels per document (default: the bundle's choice, or 5)."
+    )
     threshold: float | None = Field(
-        None, ge=0, le=1, allow_inf_nan=False, description="Only labels scoring at least this (0 to 1)."
+        None,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Only labels scoring at least this, 0 to 1 (default: the bundle's choice, or none; 0 "
+        "turns a bundle's threshold off). With a calibrated bundle, scores are probabilities.",
     )
 
     @model_validator(mode="after")

@@ -18,6 +18,7 @@ import typer
 from tqdm.auto import tqdm
 
 from xmlc.bundle import BundleError
+from xmlc.cli_bundle import calibrate, ensemble, fail, info, optimize, predict, skipped
 from xmlc.data import DataError
 
 T = TypeVar("T")
@@ -47,11 +48,6 @@ def _main(
     ] = False,
 ) -> None:
     """Extreme multi-label text classification: train, evaluate, predict."""
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
 
 
 def _method_help() -> str:
@@ -149,39 +145,19 @@ def train(
             force=force,
         )
     except (DataError, BundleError, ValueError) as e:
-        _fail(str(e))
+        fail(str(e))
         return
     if result.n_skipped:
-        typer.echo(f"skipped {result.n_skipped} malformed lines: {_skipped(result)}", err=True)
+        typer.echo(f"skipped {result.n_skipped} malformed lines: {skipped(result)}", err=True)
     times = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
     typer.echo(f"wrote {out} ({result.manifest['n_labels']} labels, {result.n_docs} docs; {times})")
 
 
-@app.command()
-def ensemble(
-    member: Annotated[list[Path], typer.Option("--member", help="A member bundle (give two or more).")],
-    out: Annotated[Path, typer.Option("--out", help="Ensemble bundle folder to write.")],
-    weights: Annotated[
-        str | None, typer.Option(help="Comma-separated weights, one per member (default: equal).")
-    ] = None,
-    depth: Annotated[int, typer.Option(help="Labels each member contributes per document.")] = 50,
-    name: Annotated[str | None, typer.Option(help="Model name recorded in the manifest.")] = None,
-    force: Annotated[
-        bool, typer.Option(help="Replace a bundle already at --out (never anything else).")
-    ] = False,
-) -> None:
-    """Combine bundles trained on the same labels into one ensemble bundle (weighted mean of scores)."""
-    from xmlc.ensemble import Ensemble
-    from xmlc.loader import load_model
-
-    try:
-        w = [float(x) for x in weights.split(",")] if weights else None
-        model = Ensemble([load_model(m) for m in member], w, depth, {"name": name or out.name})
-        manifest = model.save(out, force)
-    except (BundleError, ValueError, OSError) as e:
-        _fail(str(e))
-        return
-    typer.echo(f"wrote {out} ({len(member)} members, version {manifest['version']})")
+app.command()(predict)
+app.command()(info)
+app.command()(ensemble)
+app.command()(calibrate)
+app.command()(optimize)
 
 
 @app.command("eval")
@@ -207,123 +183,15 @@ def evaluate_cmd(
             bundle, data, k_list, r_list, prop_a, prop_b, skip_bad, progress=sys.stderr.isatty()
         )
     except (DataError, BundleError, ValueError) as e:
-        _fail(str(e))
+        fail(str(e))
         return
     if as_json:
         typer.echo(json.dumps({**report.to_dict(), **info}, indent=2))
     else:
         typer.echo(report.format_table())
+        kind = "calibrated" if info["calibrated"] else "raw, not calibrated"
+        typer.echo(f"expected calibration error of the top-5 scores ({kind}): {info['ece_top5']:.3f}")
         typer.echo(f"{info['docs_per_s']:.0f} docs/s")
-
-
-@app.command()
-def predict(
-    bundle: Annotated[Path, typer.Option("--bundle", help="Bundle folder.")],
-    text: Annotated[str | None, typer.Option(help="Document text; read from stdin when omitted.")] = None,
-    title: Annotated[str, typer.Option(help="Optional document title.")] = "",
-    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="How many labels.")] = 5,
-    input_file: Annotated[
-        Path | None,
-        typer.Option("--input", help="Documents to label, JSON lines ({id, title, text}; .gz ok)."),
-    ] = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", help="With --input: JSON lines out, one a document, ids kept.")
-    ] = None,
-    force: Annotated[bool, typer.Option(help="With --output: replace an existing file.")] = False,
-    skip_bad: Annotated[
-        bool, typer.Option(help="With --input: skip and count malformed lines instead of failing.")
-    ] = False,
-) -> None:
-    """Top-k labels for one document as JSON, or for every document of --input into --output."""
-    from xmlc.doc import Doc
-    from xmlc.loader import load_model
-
-    if (input_file is None) != (output is None):
-        _fail("--input and --output go together")
-    if output is not None and output.exists() and not force:
-        _fail(f"{output}: exists; --force replaces it")
-    body = ""
-    if input_file is None:
-        body = text if text is not None else sys.stdin.read()
-        if not body.strip() and not title.strip():
-            _fail("the document is empty")
-    try:
-        model = load_model(bundle)
-    except BundleError as e:
-        _fail(str(e))
-        return
-    if input_file is not None and output is not None:
-        _predict_file(model, input_file, output, k, skip_bad)
-        return
-    labels = model.predict([Doc(body, title)], k=k)[0]
-    typer.echo(
-        json.dumps(
-            {
-                "model": model.name,
-                "version": model.version,
-                "labels": [{"id": x.id, "name": x.name, "score": round(x.score, 6)} for x in labels],
-            },
-            indent=2,
-            ensure_ascii=False,
-        )
-    )
-
-
-def _predict_file(model: Any, input_file: Path, output: Path, k: int, skip_bad: bool) -> None:
-    """Stream ``input_file`` through the model in chunks into ``output`` (written atomically)."""
-    from itertools import islice
-
-    from xmlc.data import ReadStats, atomic_text_writer, iter_documents
-
-    stats = ReadStats()
-    docs = iter_documents(input_file, require_labels=False, skip_bad=skip_bad, stats=stats)
-    n = 0
-    try:
-        with atomic_text_writer(output) as out, tqdm(desc="predict", unit="doc", file=sys.stderr) as bar:
-            while chunk := list(islice(docs, 256)):
-                for d, labels in zip(chunk, model.predict([d.doc for d in chunk], k=k), strict=True):
-                    rows = [{"id": x.id, "name": x.name, "score": round(x.score, 6)} for x in labels]
-                    out.write(json.dumps({"id": d.id, "labels": rows}, ensure_ascii=False) + "\n")
-                n += len(chunk)
-                bar.update(len(chunk))
-    except (DataError, OSError) as e:
-        _fail(f"{e} ({output} not written)")
-    if stats.n_skipped:
-        typer.echo(f"skipped {stats.n_skipped} malformed lines: {_skipped(stats)}", err=True)
-    typer.echo(f"wrote {output} ({n} documents, model {model.name} {model.version})", err=True)
-
-
-def _skipped(stats: Any) -> str:
-    """Where the skipped lines were (the first few): anything with ``skipped`` and ``n_skipped``."""
-    shown = "; ".join(stats.skipped[:5])
-    return shown + (f" and {stats.n_skipped - 5} more" if stats.n_skipped > 5 else "")
-
-
-@app.command()
-def info(bundle: Annotated[Path, typer.Argument(help="Bundle folder.")]) -> None:
-    """What a bundle is: name, version, method, labels, parts and sizes (its manifest, checksums verified)."""
-    from xmlc.bundle import read_manifest
-
-    try:
-        m = read_manifest(bundle)
-    except BundleError as e:
-        _fail(str(e))
-        return
-    size = sum(int(f.get("bytes", 0)) for f in m["files"].values())
-    training = m.get("training", {})
-    lines = [
-        f"bundle   {bundle}",
-        f"name     {m.get('name', '?')}  version {m['version']}  created {m.get('created_at', '?')}",
-        f"method   {m.get('method', '?')}",
-        f"labels   {m.get('n_labels', '?')}   features {m.get('n_features', '?')}",
-        f"trained  on {training.get('n_docs', '?')} documents from {training.get('source', '?')}",
-        f"files    {len(m['files'])}, {size / 1e6:.1f} MB",
-    ]
-    for role in ("featurizer", "shortlister", "ranker"):
-        part = m.get(role)
-        if isinstance(part, dict):
-            lines.append(f"{role:<9}{part.get('kind', '?')}")
-    typer.echo("\n".join(lines))
 
 
 @app.command()
@@ -350,7 +218,7 @@ def serve(
     try:  # a missing or foreign bundle: one line, not a server's start-up traceback
         read_manifest(settings.bundle, verify=False)
     except BundleError as e:
-        _fail(f"{e} (serve --bundle FOLDER, or XMLC_BUNDLE)")
+        fail(f"{e} (serve --bundle FOLDER, or XMLC_BUNDLE)")
     run(settings, host, port)
 
 

@@ -7,6 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from xmlc.calibration import expected_calibration_error
 from xmlc.data import read_documents
 from xmlc.doc import Doc
 from xmlc.loader import load_model
@@ -32,6 +35,7 @@ def evaluate_model(
     depth = max([*ks, *recall_ks])
     ids = model.labels.ids
     predictions: list[list[str]] = []
+    top_scores: list[np.ndarray] = []
     seconds = 0.0
     with tqdm(total=len(docs), desc="eval", unit="doc", disable=not progress) as bar:
         for start in range(0, len(docs), chunk):
@@ -39,9 +43,22 @@ def evaluate_model(
             res = model.predict_batch(docs[start : start + chunk], depth)
             seconds += time.perf_counter() - t0
             predictions += [[ids[i] for i in row if i >= 0] for row in res.indices.tolist()]
+            top_scores.append(res.scores[:, :5])
             bar.update(len(res.indices))
     report = evaluate(predictions, truths, ks, model.labels.propensity(prop_a, prop_b), recall_ks)
+    # How far the top-5 scores are from the precision they claim (calibrated scores when the bundle has a
+    # calibration; raw ones, clipped to [0, 1], otherwise).
+    scores = np.concatenate(top_scores) if top_scores else np.zeros((0, 5), np.float32)
+    probs = model.calibration(scores) if model.calibration is not None else np.clip(scores, 0, 1)
+    cols = probs.shape[1]
+    hits = np.zeros(probs.shape, dtype=bool)
+    for i, (pred, truth) in enumerate(zip(predictions, truths, strict=True)):
+        tset = set(truth)
+        for r, label in enumerate(pred[:cols]):
+            hits[i, r] = label in tset
     info = {
+        "ece_top5": expected_calibration_error(probs, hits),
+        "calibrated": model.calibration is not None,
         "predict_s": seconds,
         "docs_per_s": len(docs) / max(seconds, 1e-9),
         "model": model.name,

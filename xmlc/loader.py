@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xmlc.bundle import read_manifest
+from xmlc.bundle import BundleError, read_manifest
+from xmlc.calibration import Calibration
 from xmlc.ensemble import Ensemble
 from xmlc.model import Model
 from xmlc.pipeline import Pipeline
@@ -18,6 +19,14 @@ def load_model(folder: str | Path, verify: bool = True) -> Model:
     """The model of the bundle at ``folder``; with ``verify`` every file's checksum is checked first."""
     folder = Path(folder)
     manifest = read_manifest(folder, verify=verify)
+    model: Model
     if manifest.get("kind") == "ensemble":
-        return Ensemble.load(folder, manifest)
-    return Pipeline.load(folder, manifest)
+        model = Ensemble.load(folder, manifest)
+    else:
+        model = Pipeline.load(folder, manifest)
+    if "calibration" in manifest:
+        try:
+            model.calibration = Calibration.load(folder)
+        except (OSError, ValueError, KeyError) as e:
+            raise BundleError(f"{folder}: calibration unreadable ({e})") from e
+    return model

@@ -2,7 +2,7 @@
 
 Numbers follow the Extreme Classification Repository conventions (pyxclib), so results can be
 compared with published tables: P@k, nDCG@k, propensity-scored PSP@k / PSnDCG@k and shortlist
-recall R@k, all reported in percent.
+recall R@k, all reported in percent; F1@k (the top k as a set) as subject-indexing tools report it.
 
 Labels are plain string ids. A truth label never seen in training stays in the truth set and is
 simply a miss (dropping it would inflate every metric); it still gets a propensity from the Jain
@@ -129,7 +129,7 @@ def evaluate(
     kmax = max([*ks_l, *rks_l], default=1)
     use_ps = propensity is not None
     if n == 0:
-        names = [f"{m}@{k}" for m in ("P", "nDCG") for k in ks_l]
+        names = [f"{m}@{k}" for m in ("P", "nDCG", "F1") for k in ks_l]
         names += [f"{m}@{k}" for m in ("PSP", "PSnDCG") for k in ks_l] if use_ps else []
         names += [f"R@{k}" for k in rks_l]
         return Report(metrics=dict.fromkeys(names, 0.0), n_docs=0)
@@ -172,6 +172,8 @@ def evaluate(
         idcg = cum_disc[np.minimum(n_true, k)]
         ndcg = np.divide(dcg[:, k - 1], idcg, out=np.zeros(n), where=idcg > 0)
         metrics[f"nDCG@{k}"] = 100.0 * float(np.mean(ndcg))
+    for k in ks_l:  # F1 of the top k as a set: 2 hits / (k + |truth|), as subject indexing reports it
+        metrics[f"F1@{k}"] = 100.0 * float(np.mean(2.0 * cum_hits[:, k - 1] / (k + n_true)))
     if use_ps:
         ps_cum = np.cumsum(ps_hits, axis=1)
         best_cum = np.cumsum(ps_best, axis=1)

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from xmlc.bundle import RESERVED, write_bundle
+from xmlc.calibration import FILE as CALIBRATION_FILE
+from xmlc.calibration import Calibration
 from xmlc.doc import Doc
 from xmlc.labels import LabelTable
 
@@ -46,6 +48,7 @@ class Model(ABC):
 
     labels: LabelTable
     manifest: dict[str, Any]
+    calibration: Calibration | None = None  # raw score -> probability; set by `xmlc calibrate`
 
     @property
     @abstractmethod
@@ -69,10 +72,18 @@ class Model(ABC):
         """Write every file but the manifest into ``folder``; returns their names and the manifest
         entries that describe them (kind, sizes, one entry per part)."""
 
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The bundle's chosen ``k`` and ``threshold`` (`xmlc optimize`), used when a call gives none."""
+        return dict(self.manifest.get("defaults") or {})
+
     def write(self, folder: Path) -> tuple[list[str], dict[str, Any]]:
         """Files and manifest body: the origin entries of ``manifest``, then the parts' entries."""
         files, entries = self.write_parts(folder)
-        origin = {k: v for k, v in self.manifest.items() if k not in RESERVED}
+        origin = {k: v for k, v in self.manifest.items() if k not in RESERVED and k != "calibration"}
+        if self.calibration is not None:
+            files.append(self.calibration.save(folder))
+            entries["calibration"] = {"kind": "isotonic", "file": CALIBRATION_FILE, **self.calibration.info}
         return files, {**origin, **entries}
 
     def save(self, out: str | Path, force: bool = False) -> dict[str, Any]:
@@ -84,8 +95,12 @@ class Model(ABC):
     def to_labels(
         self, indices: np.ndarray, scores: np.ndarray, threshold: float | None = None
     ) -> list[list[LabelScore]]:
+        """Label ids, names and scores (calibrated probabilities when the bundle has a calibration);
+        ``threshold`` applies to the score shown."""
         out = []
         ids, names = self.labels.ids, self.labels.names
+        if self.calibration is not None:
+            scores = self.calibration(scores)
         for row_idx, row_sc in zip(indices.tolist(), scores.tolist(), strict=True):
             out.append(
                 [

@@ -23,7 +23,10 @@ def test_precision_at_1_and_3() -> None:
     assert r.metrics["P@1"] == pytest.approx(200 / 3)
     assert r.metrics["P@3"] == pytest.approx(400 / 9)
     assert r.n_docs == 3
-    assert set(r.metrics) == {"P@1", "P@3", "nDCG@1", "nDCG@3"}
+    assert set(r.metrics) == {"P@1", "P@3", "nDCG@1", "nDCG@3", "F1@1", "F1@3"}
+    # F1@3: 2 hits / (3 + |truth|): 2*2/(3+2), 2*1/(3+1), 2*1/(3+2) -> (0.8 + 0.5 + 0.4) / 3
+    assert r.metrics["F1@3"] == pytest.approx(100 * 1.7 / 3)
+    assert r.metrics["F1@1"] == pytest.approx(100 * (2 / 3 + 0 + 2 / 3) / 3)
 
 
 def test_ndcg_fewer_truths_than_k() -> None:
