@@ -94,19 +94,24 @@ def score_bundle(bundle: Path, test: Path) -> dict[str, Any]:
     load_s = time.perf_counter() - t0
     docs, _ = read_documents(test)
     batch = [d.doc for d in docs]
-    report, info = evaluate_model(model, batch, [list(d.labels) for d in docs], (1, 5), (100,))
+    report, _ = evaluate_model(model, batch, [list(d.labels) for d in docs], (1, 5), (100,))
     model.warm_up()
     lat = []
     for doc in batch[:N_SINGLE]:
         t = time.perf_counter()
         model.predict([doc], k=10)
         lat.append((time.perf_counter() - t) * 1e3)
+    # Batch throughput as PECOS's is measured: every held-out document in one call, top 10, the model
+    # warm (the scoring pass above touched the memory-mapped weights; PECOS loads them into memory).
+    t = time.perf_counter()
+    model.predict_batch(batch, 10)
+    batch_s = time.perf_counter() - t
     return {
         "P@1": report.metrics["P@1"],
         "P@5": report.metrics["P@5"],
         "single_p50_ms": float(np.percentile(lat, 50)),
         "single_p99_ms": float(np.percentile(lat, 99)),
-        "batch_docs_per_s": info["docs_per_s"],
+        "batch_docs_per_s": len(batch) / batch_s,
         "load_s": load_s,
     }
 
