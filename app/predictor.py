@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class Answer:
     version: str
     results: list[Rows]
     cache: str | None  # "hit", "partial", "miss", "skipped" (Redis out); None without a Redis cache
+    unrecognised: list[int] = field(default_factory=list)  # documents with no word the model knows
 
 
 class Predictor:
@@ -94,6 +95,7 @@ class Predictor:
         version = model.version
         keys = [cache_key(version, d, k, threshold) for d in docs]
         results: list[Rows | None] = [None] * len(docs)
+        unrecognised: list[int] = []
         status = None
         if self.cache:
             status = await self._lookup(keys, results)
@@ -111,7 +113,7 @@ class Predictor:
                 self.metrics.shed.inc()
                 raise
             fresh = {}
-            for i, (used, labels) in zip(missing, predicted, strict=True):
+            for i, (used, labels, known) in zip(missing, predicted, strict=True):
                 rows = [
                     {"id": x.id, "name": x.name, "score": round(x.score, 6)}
                     for x in labels[:k]
@@ -120,11 +122,14 @@ class Predictor:
                 results[i] = rows
                 if used is not model:  # a reload landed while this request waited: answer as it
                     model = used
+                if not known:  # the model's fallback: said in the answer, never cached
+                    unrecognised.append(i)
+                    continue
                 key = keys[i] if used.version == version else cache_key(used.version, docs[i], k, threshold)
                 fresh[key] = rows
             if self.cache:
                 await self.cache.set_many(fresh)
-        return Answer(model.name, model.version, [r or [] for r in results], status)
+        return Answer(model.name, model.version, [r or [] for r in results], status, unrecognised)
 
     async def _lookup(self, keys: list[str], results: list[Rows | None]) -> str:
         assert self.cache is not None
@@ -142,7 +147,7 @@ class Predictor:
         self.metrics.cache.labels(result="miss").inc(len(keys) - hits)
         return "hit" if hits == len(keys) else ("partial" if hits else "miss")
 
-    def run_model(self, docs: list[Doc], k: int) -> list[tuple[Model, list[LabelScore]]]:
+    def run_model(self, docs: list[Doc], k: int) -> list[tuple[Model, list[LabelScore], bool]]:
         """Called in a model thread with a micro-batch; reads the model once, so a swap is atomic.
 
         Each result carries the model that made it, so a request that straddles a reload reports and
@@ -155,7 +160,9 @@ class Predictor:
         for stage, seconds in res.timings.items():
             self.metrics.stage.labels(stage=stage).observe(seconds)
         self.metrics.batch_size.observe(len(docs))
-        return [(model, labels) for labels in model.to_labels(res.indices, res.scores)]
+        known = res.recognised if res.recognised is not None else [True] * len(docs)
+        labels = model.to_labels(res.indices, res.scores)
+        return [(model, x, bool(r)) for x, r in zip(labels, known, strict=True)]
 
     # ------------------------------------------------------------------------------------- reloading
 

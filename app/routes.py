@@ -18,6 +18,7 @@ from app.predictor import NotReady, Predictor
 from app.schemas import ErrorResponse, ModelInfo, PredictRequest, PredictResponse, ReloadRequest
 from app.settings import Settings
 from xmlc.bundle import BundleError
+from xmlc.model import UNRECOGNISED
 
 router = APIRouter()
 
@@ -75,10 +76,16 @@ async def predict(body: PredictRequest, predictor: PredictorDep, request: Reques
     except Overloaded as e:
         raise HTTPException(429, f"overloaded: {e}; retry shortly", headers={"Retry-After": "1"}) from e
     out: dict[str, Any] = {"model": answer.name, "version": answer.version}
+    unknown = set(answer.unrecognised)
     if body.documents is None:
         out["labels"] = answer.results[0]
+        if unknown:
+            out["warning"] = UNRECOGNISED
     else:
-        out["results"] = [{"labels": r} for r in answer.results]
+        out["results"] = [
+            {"labels": r, **({"warning": UNRECOGNISED} if i in unknown else {})}
+            for i, r in enumerate(answer.results)
+        ]
     request.scope[ANSWERED_BY] = answer.version  # the local answer cache stores it only under this version
     headers = {"X-Cache": answer.cache} if answer.cache else {}
     # Built by us and documented by response_model: skip FastAPI's second validation on the hot path.

@@ -94,6 +94,7 @@ class LabelOut(BaseModel):
 
 class DocumentResult(BaseModel):
     labels: list[LabelOut]
+    warning: str | None = Field(None, description="Set when the labels rest on no known word.")
 
 
 class PredictResponse(BaseModel):
@@ -103,6 +104,7 @@ class PredictResponse(BaseModel):
     version: str
     labels: list[LabelOut] | None = None
     results: list[DocumentResult] | None = None
+    warning: str | None = Field(None, description="One document: set when its labels rest on no known word.")
 
 
 class ErrorResponse(BaseModel):

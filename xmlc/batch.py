@@ -85,6 +85,15 @@ class Batch:
                 self._words = [self.featurizer.word_ids(d.body) for d in self.docs]
         return self._words
 
+    def recognised(self) -> np.ndarray | None:
+        """Per document, whether any of its words or terms is known to the model (None when the parts
+        used neither view): a document with none gets the model's fallback labels, not a reading."""
+        if self._features is not None:
+            return np.diff(self._features.indptr) > 0
+        if self._words is not None:
+            return np.array([len(w) > 0 for w in self._words], dtype=bool)
+        return None
+
     def bodies(self) -> list[str]:
         """The documents' bodies (title and text) as plain strings, for parts with their own tokenizer."""
         return [d.body for d in self.docs]

@@ -18,7 +18,7 @@ import typer
 from tqdm.auto import tqdm
 
 from xmlc.bundle import BundleError
-from xmlc.cli_bundle import calibrate, ensemble, fail, info, optimize, predict, skipped
+from xmlc.cli_bundle import ensemble, fail, info, predict, skipped
 from xmlc.data import DataError
 
 T = TypeVar("T")
@@ -156,8 +156,6 @@ def train(
 app.command()(predict)
 app.command()(info)
 app.command()(ensemble)
-app.command()(calibrate)
-app.command()(optimize)
 
 
 @app.command("eval")
@@ -292,6 +290,86 @@ def generate(
         for label_id, name in corpus.label_names():
             fh.write(json.dumps({"id": label_id, "name": name}) + "\n")
     typer.echo(f"wrote {out}: {spec.docs} training and {n_test} held-out documents, {n_labels} labels")
+
+
+def _labelled(data: Path, skip_bad: bool) -> tuple[list[Any], list[set[str]]]:
+    from xmlc.data import read_documents
+
+    docs, _ = read_documents(data, skip_bad=skip_bad)
+    if not docs:
+        raise ValueError(f"{data}: no labelled documents")
+    return [d.doc for d in docs], [set(d.labels) for d in docs]
+
+
+@app.command()
+def calibrate(
+    bundle: Annotated[Path, typer.Option("--bundle", help="Bundle folder.")],
+    data: Annotated[
+        Path, typer.Option("--data", help="Held-out labelled documents (not its training data).")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Calibrated bundle to write (may be --bundle with --force).")
+    ],
+    depth: Annotated[int, typer.Option(min=1, help="Top labels per document the fit sees.")] = 10,
+    force: Annotated[bool, typer.Option(help="Replace a bundle already at --out.")] = False,
+    skip_bad: Annotated[bool, typer.Option(help="Skip and count malformed lines.")] = False,
+) -> None:
+    """Make scores probabilities: fit an isotonic map from raw score to precision on held-out documents
+    and write the bundle with it (order unchanged; `threshold` then means a probability)."""
+    from training.calibration import fit_calibration
+    from xmlc.bundle import check_out
+    from xmlc.loader import load_model
+
+    try:
+        check_out(out, force)
+        model = load_model(bundle)
+        docs, truths = _labelled(data, skip_bad)
+        model.calibration = fit_calibration(model, docs, truths, depth)
+        model.save(out, force)
+    except (DataError, BundleError, ValueError) as e:
+        fail(str(e))
+        return
+    info = model.calibration.info
+    typer.echo(
+        f"wrote {out}: calibrated on {len(docs)} documents; expected calibration error of the top-5 "
+        f"scores on them {info['ece_top5_raw']:.3f} raw, {info['ece_top5_fit']:.3f} calibrated"
+    )
+
+
+@app.command()
+def optimize(
+    bundle: Annotated[Path, typer.Option("--bundle", help="Bundle folder (calibrated first, ideally).")],
+    data: Annotated[Path, typer.Option("--data", help="Held-out labelled documents.")],
+    out: Annotated[Path, typer.Option("--out", help="Bundle to write with the chosen defaults.")],
+    max_k: Annotated[int, typer.Option(min=1, max=100, help="Largest k tried.")] = 10,
+    force: Annotated[bool, typer.Option(help="Replace a bundle already at --out.")] = False,
+    skip_bad: Annotated[bool, typer.Option(help="Skip and count malformed lines.")] = False,
+) -> None:
+    """Choose the k and score threshold of best F1 on held-out documents (as `annif optimize`) and store
+    them as the bundle's defaults, used when a request or `xmlc predict` gives none."""
+    from training.calibration import optimize as choose
+    from xmlc.bundle import check_out
+    from xmlc.loader import load_model
+
+    try:
+        check_out(out, force)
+        model = load_model(bundle)
+        docs, truths = _labelled(data, skip_bad)
+        chosen, table = choose(model, docs, truths, max_k)
+        model.manifest["defaults"] = chosen
+        model.save(out, force)
+    except (DataError, BundleError, ValueError) as e:
+        fail(str(e))
+        return
+    typer.echo("   k  best threshold      P      R     F1")
+    for k in range(1, max_k + 1):
+        row = max((r for r in table if r["k"] == k), key=lambda r: r["F1"])
+        p, r, f1 = (100 * row[m] for m in ("P", "R", "F1"))
+        typer.echo(f"{k:>4}  {row['threshold']:>14.2f}  {p:5.2f}  {r:5.2f}  {f1:5.2f}")
+    typer.echo(
+        f"wrote {out}: defaults k={chosen['k']}, threshold={chosen['threshold']:.2f} "
+        f"(F1 {100 * chosen['f1']:.2f} on {len(docs)} documents)"
+    )
 
 
 def _counted(items: Iterator[T], bar: tqdm) -> Iterator[T]:

@@ -1,4 +1,4 @@
-"""`xmlc` commands that use a bundle: predict (one text or a file), info, ensemble, calibrate, optimize.
+"""`xmlc` commands that only read bundles: predict (one text or a file), info, ensemble.
 
 Registered on the command line by `xmlc.cli`; the helpers `fail` and `skipped` serve both modules.
 """
@@ -77,6 +77,7 @@ def predict(
     """Top-k labels for one document as JSON, or for every document of --input into --output."""
     from xmlc.doc import Doc
     from xmlc.loader import load_model
+    from xmlc.model import UNRECOGNISED
 
     if (input_file is None) != (output is None):
         fail("--input and --output go together")
@@ -97,18 +98,16 @@ def predict(
     if input_file is not None and output is not None:
         _predict_file(model, input_file, output, k, threshold, skip_bad)
         return
-    labels = model.predict([Doc(body, title)], k=k, threshold=threshold)[0]
-    typer.echo(
-        json.dumps(
-            {
-                "model": model.name,
-                "version": model.version,
-                "labels": [{"id": x.id, "name": x.name, "score": round(x.score, 6)} for x in labels],
-            },
-            indent=2,
-            ensure_ascii=False,
-        )
-    )
+    res = model.predict_batch([Doc(body, title)], k)
+    labels = model.to_labels(res.indices, res.scores, threshold)[0]
+    answer: dict[str, Any] = {
+        "model": model.name,
+        "version": model.version,
+        "labels": [{"id": x.id, "name": x.name, "score": round(x.score, 6)} for x in labels],
+    }
+    if res.recognised is not None and not res.recognised[0]:
+        answer["warning"] = UNRECOGNISED
+    typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))
 
 
 def _predict_file(
@@ -167,81 +166,3 @@ def info(bundle: Annotated[Path, typer.Argument(help="Bundle folder.")]) -> None
         if isinstance(part, dict):
             lines.append(f"{role:<9}{part.get('kind', '?')}")
     typer.echo("\n".join(lines))
-
-
-def _labelled(data: Path, skip_bad: bool) -> tuple[list[Any], list[set[str]]]:
-    from xmlc.data import read_documents
-
-    docs, _ = read_documents(data, skip_bad=skip_bad)
-    if not docs:
-        raise ValueError(f"{data}: no labelled documents")
-    return [d.doc for d in docs], [set(d.labels) for d in docs]
-
-
-def calibrate(
-    bundle: Annotated[Path, typer.Option("--bundle", help="Bundle folder.")],
-    data: Annotated[
-        Path, typer.Option("--data", help="Held-out labelled documents (not its training data).")
-    ],
-    out: Annotated[
-        Path, typer.Option("--out", help="Calibrated bundle to write (may be --bundle with --force).")
-    ],
-    depth: Annotated[int, typer.Option(min=1, help="Top labels per document the fit sees.")] = 10,
-    force: Annotated[bool, typer.Option(help="Replace a bundle already at --out.")] = False,
-    skip_bad: Annotated[bool, typer.Option(help="Skip and count malformed lines.")] = False,
-) -> None:
-    """Make scores probabilities: fit an isotonic map from raw score to precision on held-out documents
-    and write the bundle with it (order unchanged; `threshold` then means a probability)."""
-    from training.calibration import fit_calibration
-    from xmlc.bundle import check_out
-    from xmlc.loader import load_model
-
-    try:
-        check_out(out, force)
-        model = load_model(bundle)
-        docs, truths = _labelled(data, skip_bad)
-        model.calibration = fit_calibration(model, docs, truths, depth)
-        model.save(out, force)
-    except (DataError, BundleError, ValueError) as e:
-        fail(str(e))
-        return
-    info = model.calibration.info
-    typer.echo(
-        f"wrote {out}: calibrated on {len(docs)} documents; expected calibration error of the top-5 "
-        f"scores on them {info['ece_top5_raw']:.3f} raw, {info['ece_top5_fit']:.3f} calibrated"
-    )
-
-
-def optimize(
-    bundle: Annotated[Path, typer.Option("--bundle", help="Bundle folder (calibrated first, ideally).")],
-    data: Annotated[Path, typer.Option("--data", help="Held-out labelled documents.")],
-    out: Annotated[Path, typer.Option("--out", help="Bundle to write with the chosen defaults.")],
-    max_k: Annotated[int, typer.Option(min=1, max=100, help="Largest k tried.")] = 10,
-    force: Annotated[bool, typer.Option(help="Replace a bundle already at --out.")] = False,
-    skip_bad: Annotated[bool, typer.Option(help="Skip and count malformed lines.")] = False,
-) -> None:
-    """Choose the k and score threshold of best F1 on held-out documents (as `annif optimize`) and store
-    them as the bundle's defaults, used when a request or `xmlc predict` gives none."""
-    from training.calibration import optimize as choose
-    from xmlc.bundle import check_out
-    from xmlc.loader import load_model
-
-    try:
-        check_out(out, force)
-        model = load_model(bundle)
-        docs, truths = _labelled(data, skip_bad)
-        chosen, table = choose(model, docs, truths, max_k)
-        model.manifest["defaults"] = chosen
-        model.save(out, force)
-    except (DataError, BundleError, ValueError) as e:
-        fail(str(e))
-        return
-    typer.echo("   k  best threshold      P      R     F1")
-    for k in range(1, max_k + 1):
-        row = max((r for r in table if r["k"] == k), key=lambda r: r["F1"])
-        p, r, f1 = (100 * row[m] for m in ("P", "R", "F1"))
-        typer.echo(f"{k:>4}  {row['threshold']:>14.2f}  {p:5.2f}  {r:5.2f}  {f1:5.2f}")
-    typer.echo(
-        f"wrote {out}: defaults k={chosen['k']}, threshold={chosen['threshold']:.2f} "
-        f"(F1 {100 * chosen['f1']:.2f} on {len(docs)} documents)"
-    )

@@ -91,7 +91,8 @@ class Ensemble(Model):
         t0 = time.perf_counter()
         idx, scores = merge_top_k([(r.indices, r.scores) for r in results], self.weights, k)
         timings["rank"] = timings.get("rank", 0.0) + time.perf_counter() - t0
-        return BatchResult(idx, scores, timings)
+        known = [r.recognised for r in results if r.recognised is not None]
+        return BatchResult(idx, scores, timings, np.logical_or.reduce(known) if known else None)
 
     def member_names(self) -> list[str]:
         return [f"{i}-{m.manifest.get('method', m.kind)}" for i, m in enumerate(self.members)]

@@ -30,6 +30,11 @@ class LabelScore:
     score: float
 
 
+UNRECOGNISED = (
+    "no word of this document is known to the model: these labels are its fallback, not a reading of the text"
+)
+
+
 @dataclass
 class BatchResult:
     """Top-k label indices (-1 pads) and scores per document, and seconds spent in each stage."""
@@ -37,6 +42,7 @@ class BatchResult:
     indices: np.ndarray
     scores: np.ndarray
     timings: dict[str, float] = field(default_factory=dict)
+    recognised: np.ndarray | None = None  # per document: any known word or term (None: not known)
 
 
 class Model(ABC):

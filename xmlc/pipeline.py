@@ -69,7 +69,7 @@ class Pipeline(Model):
                 scores = self.ranker.rank(batch, cand, scores)
             order, best = top_k(scores, min(k, cand.shape[1]))
             idx = np.take_along_axis(cand, order, axis=1)
-        return BatchResult(idx, best, batch.timings)
+        return BatchResult(idx, best, batch.timings, batch.recognised())
 
     @classmethod
     def load(cls, folder: str | Path, manifest: dict[str, Any] | None = None) -> Pipeline:

@@ -108,3 +108,18 @@ def test_garbage_in_cache_is_a_miss(make_client, redis_server):
     redis.Redis(port=redis_server.port).set(key(version, DOC["text"], 3), b"\xff not json")
     r = client.post("/predict", json=DOC)
     assert r.status_code == 200 and r.headers["X-Cache"] == "miss"
+
+
+def test_a_document_of_no_known_word_is_flagged_and_never_cached(make_client, redis_server):
+    client = make_client(redis_url=redis_server.url, local_cache_size=0)
+    for text in ("🙂🙂 🎉", "\x00\x00", "zzzunknown qqqnever"):
+        for _ in range(2):
+            r = client.post("/predict", json={"text": text, "k": 3})
+            assert r.status_code == 200 and "no word" in r.json()["warning"]
+            assert r.headers["X-Cache"] == "miss"  # the fallback is not stored: the second is a miss too
+    r = client.post("/predict", json={"documents": [{"text": "🙂"}, {"text": "wa wb"}], "k": 3})
+    results = r.json()["results"]
+    assert "no word" in results[0]["warning"] and "warning" not in results[1]
+    known = client.post("/predict", json=DOC)
+    assert "warning" not in known.json()
+    assert len(redis.Redis(port=redis_server.port).keys("xmlc:pred:*")) == 2  # "wa wb" and DOC

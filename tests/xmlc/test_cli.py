@@ -125,3 +125,11 @@ def test_train_skip_bad_says_which_lines(tmp_path, corpus_files):
     r = runner.invoke(app, [*args, "--skip-bad", "--branching", "4", "--leaf-size", "8"])
     assert r.exit_code == 0, r.output
     assert f"skipped 1 malformed lines: {data}:{n + 1}:" in r.output
+
+
+def test_predict_warns_when_no_word_is_known(tree_bundle):
+    r = runner.invoke(app, ["predict", "--bundle", str(tree_bundle), "--text", "🙂 🎉 zzzunknown"])
+    assert r.exit_code == 0, r.output
+    assert "no word" in json.loads(r.output)["warning"]
+    r = runner.invoke(app, ["predict", "--bundle", str(tree_bundle), "--text", "wa wb wc"])
+    assert "warning" not in json.loads(r.output)
