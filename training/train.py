@@ -9,9 +9,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from training.dataset import TrainingSet
 from training.methods import get_method
 from training.params import TrainParams
+from training.report import choose_stages, coverage
 from xmlc.bundle import check_out
 from xmlc.data import Document, LabelRecord, read_documents, read_label_records
 from xmlc.model import Model
@@ -24,6 +27,7 @@ class TrainResult:
     n_docs: int
     n_skipped: int
     skipped: list[str]  # the first malformed lines' messages (file and line)
+    report: dict[str, Any]  # coverage, held-out scores and the stages kept (training.report)
 
 
 def fit_model(
@@ -61,10 +65,22 @@ def train_bundle(
     progress: bool = True,
     ray_address: str | None = None,
     force: bool = False,
+    valid_path: str | Path | None = None,
+    holdout: float = 0.0,
+    seed: int = 0,
 ) -> TrainResult:
     """Read ``train_path``, fit the method's model, write the bundle to ``out`` (an existing bundle
-    there only with ``force``; anything else at ``out`` is refused before any work)."""
+    there only with ``force``; anything else at ``out`` is refused before any work).
+
+    With held-out documents (``valid_path``, or a seeded ``holdout`` share of the training documents,
+    set aside before fitting) the stages built are scored on them and only those that help are kept
+    (`training.report.choose_stages`); the report goes into the manifest either way.
+    """
     get_method(params.method)  # an unknown method fails before the data is read
+    if valid_path is not None and holdout:
+        raise ValueError("give --valid or --holdout, not both")
+    if not 0.0 <= holdout < 0.5:
+        raise ValueError(f"--holdout {holdout}: a share of the training documents in [0, 0.5)")
     check_out(Path(out), force)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -72,15 +88,39 @@ def train_bundle(
     if not docs:
         raise ValueError(f"{train_path}: no documents to train on")
     records = read_label_records(labels_path) if labels_path else []
+    valid: list[Document] = []
+    source = ""
+    if valid_path is not None:
+        valid, _ = read_documents(valid_path, skip_bad=skip_bad)
+        source = str(valid_path)
+    elif holdout:
+        docs, valid = split_holdout(docs, holdout, seed)
+        source = f"{len(valid)} training documents held out (seed {seed}), not fitted on"
     timings["read"] = time.perf_counter() - t0
     model, fit_timings = fit_model(docs, params, records, n_jobs, progress, ray_address)
     timings.update(fit_timings)
+    report: dict[str, Any] = {"coverage": coverage(docs, model.labels.ids)}
+    if valid:
+        t1 = time.perf_counter()
+        model, report["choice"] = choose_stages(model, valid)
+        report["held_out_source"] = source
+        timings["choose"] = time.perf_counter() - t1
     model.manifest.update(
         name=name or Path(out).name,
         training={"n_docs": len(docs), "n_skipped": stats.n_skipped, "source": str(train_path)},
+        report=report,
     )
     t1 = time.perf_counter()
     manifest = model.save(out, force)
     timings["write"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
-    return TrainResult(manifest, timings, len(docs), stats.n_skipped, stats.skipped)
+    return TrainResult(manifest, timings, len(docs), stats.n_skipped, stats.skipped, report)
+
+
+def split_holdout(docs: list[Document], share: float, seed: int) -> tuple[list[Document], list[Document]]:
+    """A seeded random ``share`` of the documents (at least one, at most 5,000) set aside."""
+    if len(docs) < 2:
+        raise ValueError("--holdout needs at least two training documents")
+    n = min(5000, max(1, round(share * len(docs))))
+    held = set(np.random.default_rng(seed).choice(len(docs), n, replace=False).tolist())
+    return [d for i, d in enumerate(docs) if i not in held], [d for i, d in enumerate(docs) if i in held]

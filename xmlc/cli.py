@@ -108,13 +108,27 @@ def train(
     skip_bad: Annotated[
         bool, typer.Option(help="Skip and count malformed lines instead of failing.")
     ] = False,
+    valid: Annotated[
+        Path | None,
+        typer.Option(help="Held-out labelled documents: scored, and a ranker that does not help is dropped."),
+    ] = None,
+    holdout: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.49,
+            help="Without --valid: set this share of the training documents aside (seeded) for the same "
+            "choice; the bundle is fitted on the rest.",
+        ),
+    ] = 0.0,
     name: Annotated[str | None, typer.Option(help="Model name recorded in the manifest.")] = None,
     force: Annotated[
         bool, typer.Option(help="Replace a bundle already at --out (never anything else).")
     ] = False,
 ) -> None:
-    """Train a model from labelled documents and write it as a bundle."""
+    """Train a model from labelled documents and write it as a bundle; print what it learnt from."""
     from training.methods import configure
+    from training.report import format_report
     from training.train import train_bundle
 
     given = {
@@ -143,12 +157,15 @@ def train(
             n_jobs=jobs,
             ray_address=ray,
             force=force,
+            valid_path=valid,
+            holdout=holdout,
         )
     except (DataError, BundleError, ValueError) as e:
         fail(str(e))
         return
     if result.n_skipped:
         typer.echo(f"skipped {result.n_skipped} malformed lines: {skipped(result)}", err=True)
+    typer.echo(format_report(result.report))
     times = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
     typer.echo(f"wrote {out} ({result.manifest['n_labels']} labels, {result.n_docs} docs; {times})")
 

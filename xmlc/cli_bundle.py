@@ -165,4 +165,7 @@ def info(bundle: Annotated[Path, typer.Argument(help="Bundle folder.")]) -> None
         part = m.get(role)
         if isinstance(part, dict):
             lines.append(f"{role:<9}{part.get('kind', '?')}")
+    report = m.get("report")
+    if isinstance(report, dict) and "coverage" in report:
+        lines.append(json.dumps(report, indent=2, ensure_ascii=False))
     typer.echo("\n".join(lines))

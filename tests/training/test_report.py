@@ -1,0 +1,96 @@
+"""The training report: label coverage, held-out scores, and a ranker kept only where it helps."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from typer.testing import CliRunner
+
+from training.report import choose_stages, coverage, format_report
+from training.train import split_holdout
+from xmlc.cli import app
+from xmlc.data import Document, read_documents
+from xmlc.loader import load_model
+from xmlc.pipeline import Pipeline
+
+
+def _doc(labels: list[str]) -> Document:
+    return Document("d", "some text", labels=tuple(labels))
+
+
+def test_coverage_counts_labels_no_document_carries():
+    docs = [_doc(["a", "b"]), _doc(["a"]), _doc(["a", "c"])]
+    cov = coverage(docs, ["a", "b", "c", "d", "e"])
+    assert (cov["labels_seen"], cov["labels_never_seen"]) == (3, 2)
+    assert cov["never_seen_examples"] == ["d", "e"]
+    assert cov["docs_per_label"] == {"median": 1.0, "max": 3, "share_1_to_10": 1.0}
+    assert cov["labels_per_doc"] == 1.67
+    text = format_report({"coverage": cov})
+    assert "3 of 5 seen" in text and "2 labels have no training document" in text
+
+
+def test_holdout_is_seeded_and_disjoint():
+    docs = [_doc([str(i)]) for i in range(100)]
+    fit, held = split_holdout(docs, 0.1, seed=3)
+    assert len(fit) == 90 and len(held) == 10
+    assert {d.labels[0] for d in fit}.isdisjoint({d.labels[0] for d in held})
+    assert [d.labels for d in split_holdout(docs, 0.1, seed=3)[1]] == [d.labels for d in held]
+
+
+class Reversed:
+    """The bundle's own ranker with its order turned upside down: a ranker that only does harm."""
+
+    def __init__(self, ranker):
+        self.inner = ranker
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def rank(self, batch, cand, prior):
+        return -self.inner.rank(batch, cand, prior)
+
+
+def test_a_ranker_that_hurts_is_dropped_and_one_that_helps_is_kept(ranker_bundle, corpus_files):
+    valid, _ = read_documents(corpus_files["test"])
+    model = load_model(ranker_bundle)
+    assert isinstance(model, Pipeline) and model.ranker is not None
+    kept, choice = choose_stages(model, valid)
+    assert set(choice["stages"]) == {"tree+ranker", "tree"}
+    assert kept.kind == choice["kept"]
+    if choice["stages"]["tree+ranker"]["P@5"] > choice["stages"]["tree"]["P@5"] + 1:
+        assert kept is model
+    bad = Pipeline(model.featurizer, model.shortlister, model.labels, Reversed(model.ranker), model.manifest)
+    kept, choice = choose_stages(bad, valid)
+    assert kept.kind == "tree" and kept.ranker is None and "dropped" in choice["why"]
+    assert choice["held_out"] == choice["stages"]["tree"]
+
+
+def test_train_with_valid_writes_the_report_in_the_bundle(tmp_path, corpus_files):
+    out = tmp_path / "b"
+    args = ["train", "--train", str(corpus_files["train"]), "--out", str(out), "--method", "tree+ranker"]
+    args += ["--branching", "4", "--leaf-size", "8", "--dim", "16", "--epochs", "2", "--candidates", "16"]
+    r = CliRunner().invoke(app, [*args, "--valid", str(corpus_files["test"]), "--jobs", "1"])
+    assert r.exit_code == 0, r.output
+    assert "held-out tree+ranker" in r.output and "held-out tree " in r.output and "kept" in r.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    report = manifest["report"]
+    assert report["coverage"]["labels_seen"] == 64 and report["held_out_source"].endswith("test.jsonl")
+    assert manifest["kind"] == report["choice"]["kept"]
+    choice = report["choice"]
+    assert np.isclose(choice["held_out"]["P@1"], choice["stages"][manifest["kind"]]["P@1"])
+    info = CliRunner().invoke(app, ["info", str(out)])
+    assert '"labels_seen": 64' in info.output
+    r = CliRunner().invoke(app, [*args, "--holdout", "0.2", "--valid", str(corpus_files["test"]), "--force"])
+    assert r.exit_code == 2 and "not both" in r.output
+
+
+def test_train_with_holdout_fits_on_the_rest(tmp_path, corpus_files):
+    out = tmp_path / "b"
+    args = ["train", "--train", str(corpus_files["train"]), "--out", str(out), "--method", "tree"]
+    r = CliRunner().invoke(app, [*args, "--branching", "4", "--leaf-size", "8", "--holdout", "0.25"])
+    assert r.exit_code == 0, r.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["training"]["n_docs"] == 900
+    assert "300 training documents held out" in manifest["report"]["held_out_source"]
+    assert manifest["report"]["choice"]["kept"] == "tree"
