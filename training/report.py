@@ -23,8 +23,8 @@ HELD_OUT_METRICS = ("P@1", "P@3", "P@5", "nDCG@5", "PSP@5")
 
 
 def coverage(docs: Sequence[Document], label_ids: Sequence[str]) -> dict[str, Any]:
-    """How well the training documents cover the label table: a label no document carries can only be
-    predicted from its name (tree methods with a label file) and is usually never predicted."""
+    """How well the training documents cover ``label_ids`` (the model's labels and those of the label
+    file): a label no training document carries is never predicted."""
     counts = Counter(label for d in docs for label in d.labels)
     per_label = np.array([counts.get(x, 0) for x in label_ids])
     seen = per_label > 0

@@ -99,7 +99,8 @@ def train_bundle(
     timings["read"] = time.perf_counter() - t0
     model, fit_timings = fit_model(docs, params, records, n_jobs, progress, ray_address)
     timings.update(fit_timings)
-    report: dict[str, Any] = {"coverage": coverage(docs, model.labels.ids)}
+    listed = list(dict.fromkeys([*model.labels.ids, *(r.id for r in records)]))  # the table, then the file's
+    report: dict[str, Any] = {"coverage": coverage(docs, listed)}
     if valid:
         t1 = time.perf_counter()
         model, report["choice"] = choose_stages(model, valid)

@@ -33,6 +33,7 @@ def by_kind(docs: list[dict[str, Any]], kind: str, name: str = "xmlc-api") -> di
 @pytest.mark.parametrize("overlay", ["keda", "hpa"])
 def test_manifests_validate_against_the_kubernetes_schemas(overlay: str) -> None:
     import kubernetes_validate as kv  # the dev extra: never skipped where the suite runs
+
     docs = build(overlay)
     checked = 0
     for doc in docs:

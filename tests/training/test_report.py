@@ -87,10 +87,15 @@ def test_train_with_valid_writes_the_report_in_the_bundle(tmp_path, corpus_files
 
 def test_train_with_holdout_fits_on_the_rest(tmp_path, corpus_files):
     out = tmp_path / "b"
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(corpus_files["labels"].read_text() + '{"id": "ZZ", "name": "no document has it"}\n')
     args = ["train", "--train", str(corpus_files["train"]), "--out", str(out), "--method", "tree"]
-    r = CliRunner().invoke(app, [*args, "--branching", "4", "--leaf-size", "8", "--holdout", "0.25"])
+    args += ["--labels", str(labels), "--branching", "4", "--leaf-size", "8"]
+    r = CliRunner().invoke(app, [*args, "--holdout", "0.25"])
     assert r.exit_code == 0, r.output
+    assert "1 labels have no training document" in r.output and "ZZ" in r.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["training"]["n_docs"] == 900
     assert "300 training documents held out" in manifest["report"]["held_out_source"]
     assert manifest["report"]["choice"]["kept"] == "tree"
+    assert manifest["report"]["coverage"]["never_seen_examples"] == ["ZZ"]
