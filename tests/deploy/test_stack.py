@@ -82,16 +82,16 @@ class Stack:
     def api_containers(self) -> list[str]:
         return [c for c in self.compose("ps", "-q", "api").split() if c]
 
+    @staticmethod
+    def inspect(cid: str, template: str) -> str:
+        """One container's fields, by a `docker inspect` Go template."""
+        out = subprocess.run(["docker", "inspect", "-f", template, cid], capture_output=True, text=True)
+        return out.stdout.strip()
+
     def healthy_replicas(self) -> int:
-        n = 0
-        for cid in self.api_containers():
-            state = subprocess.run(
-                ["docker", "inspect", "-f", "{{.State.Running}} {{.State.Health.Status}}", cid],
-                capture_output=True,
-                text=True,
-            ).stdout.split()
-            n += state == ["true", "healthy"]
-        return n
+        template = "{{.State.Running}} {{.State.Health.Status}}"
+        states = [self.inspect(cid, template) for cid in self.api_containers()]
+        return sum(state.split() == ["true", "healthy"] for state in states)
 
     def scale(self, n: int) -> None:
         self.compose("up", "-d", "--no-build", "--no-recreate", "--scale", f"api={n}", "api")
@@ -237,15 +237,8 @@ def live_targets(stack: Stack) -> set[str]:
 
 
 def replica_addresses(stack: Stack) -> set[str]:
-    out = set()
-    for cid in stack.api_containers():
-        ip = subprocess.run(
-            ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", cid],
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        out.add(f"{ip}:8000")
-    return out
+    template = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
+    return {f"{stack.inspect(cid, template)}:8000" for cid in stack.api_containers()}
 
 
 def test_scaling_killing_and_a_redis_restart_under_load(stack: Stack) -> None:
