@@ -304,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         default="inflight=3;inflight=6;cpu=0.6;cpu=0.75;cpu=0.75+inflight=10",
         help="';'-separated; each metric=target, '+' joins metrics (the HPA takes the largest proposal)",
     )
+    ap.add_argument("--max-replicas", type=int, default=20, help="the scaler's upper bound")
     ap.add_argument("--schedule-s", type=float, default=10.0, help="assumed: scheduling + container start")
     ap.add_argument("--deadline-s", type=float, default=10.0, help="XMLC_REQUEST_TIMEOUT_S")
     ap.add_argument("--slo-ms", type=float, default=100.0, help="a latency objective for p99")
@@ -321,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     load = load_curve(peak)
     delay = replica.ready_s + args.schedule_s
     scalers = [Scaler.parse(spec) for spec in args.scalers.split(";") if spec]
+    for scaler in scalers:
+        scaler.max_replicas = args.max_replicas
     results = [simulate(replica, s, load, args.deadline_s, delay, args.slo_ms) for s in scalers]
     report = {
         "command": command,
