@@ -13,6 +13,7 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -79,18 +80,19 @@ class Tree:
     def n_labels(self) -> int:
         return len(self.label_of_leaf)
 
-    @property
+    @cached_property
     def leaf_first(self) -> int:
         return int(self.levels[:-1].sum())
 
-    @property
+    @cached_property
     def level_first(self) -> np.ndarray:
         """The first node of every level, and the node count at the end."""
         return np.concatenate([[0], np.cumsum(self.levels)]).astype(np.int64)
 
-    @property
+    @cached_property
     def leaf_width(self) -> int:
-        """The most children of a last-level parent: a beam node's share of the leaf candidates."""
+        """The most children of a last-level parent: a beam node's share of the leaf candidates (a pass
+        over every node: computed once, not per search)."""
         widths = np.diff(self.child_ptr)[np.asarray(self.child_ptr[:-1]) >= self.leaf_first]
         return int(widths.max()) if len(widths) else 1
 
@@ -221,7 +223,7 @@ class TreeShortlister:
             X = X.sorted_indices()
 
         def part(start: int) -> tuple[np.ndarray, np.ndarray]:
-            rows = X[start : start + SEARCH_ROWS]
+            rows = X if X.shape[0] <= SEARCH_ROWS else X[start : start + SEARCH_ROWS]
             found = [tree.search(rows, p) for tree in self.trees]
             labels = np.hstack([f[0] for f in found])
             scores = np.hstack([f[1] for f in found])
