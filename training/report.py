@@ -97,4 +97,6 @@ def format_report(report: dict[str, Any]) -> str:
             row = "  ".join(f"{m} {scores[m]:.2f}" for m in HELD_OUT_METRICS)
             lines.append(f"held-out {kind:<14} {row}   ({src})")
         lines.append(f"kept     {choice['kept']}: {choice['why']}")
+        if "title" in choice:
+            lines.append(f"title    weight {choice['title']['title_weight']:g}: {choice['title']['why']}")
     return "\n".join(lines)

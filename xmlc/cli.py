@@ -110,7 +110,9 @@ def train(
     ] = False,
     valid: Annotated[
         Path | None,
-        typer.Option(help="Held-out labelled documents: scored, and a ranker that does not help is dropped."),
+        typer.Option(
+            help="Held-out labelled documents: the title field and the ranker are kept only if they help there."
+        ),
     ] = None,
     holdout: Annotated[
         float,

@@ -99,3 +99,40 @@ def test_train_with_holdout_fits_on_the_rest(tmp_path, corpus_files):
     assert "300 training documents held out" in manifest["report"]["held_out_source"]
     assert manifest["report"]["choice"]["kept"] == "tree"
     assert manifest["report"]["coverage"]["never_seen_examples"] == ["ZZ"]
+
+
+def test_a_misleading_title_field_is_turned_off_on_held_out_data(tmp_path):
+    from dataclasses import replace
+
+    from training.methods import configure
+    from training.train import train_bundle
+    from xmlc.data import write_documents
+    from xmlc.synthetic import SyntheticSpec, make_corpus
+
+    docs, _ = make_corpus(SyntheticSpec(n_docs=1500, n_labels=64, doc_len=20, noise=0.8, seed=3))
+    train, test = docs[:1200], docs[1200:]
+    rng = np.random.default_rng(0)
+
+    def shuffled(docs):  # every title taken from another random document: it names the wrong labels
+        titles = [d.title for d in docs]
+        return [replace(d, title=titles[i]) for d, i in zip(docs, rng.permutation(len(docs)), strict=True)]
+
+    write_documents(tmp_path / "train.jsonl", shuffled(train))
+    write_documents(tmp_path / "valid.jsonl", shuffled(test))
+    params = configure("tree", {"branching": 4, "leaf_size": 8})
+    result = train_bundle(
+        tmp_path / "train.jsonl", tmp_path / "b", params, valid_path=tmp_path / "valid.jsonl", progress=False
+    )
+    title = result.report["choice"]["title"]
+    assert set(title["scores"]) == {"1.0", "0.0"} and title["title_weight"] == 0.0
+    assert title["scores"]["0.0"]["P@5"] > title["scores"]["1.0"]["P@5"]
+    assert result.manifest["train_params"]["featurizer"]["title_weight"] == 0.0
+    assert "title    weight 0: no title field" in format_report(result.report)
+    # Titles that name the labels (as a catalogue's subject line would): the field helps and stays.
+    write_documents(tmp_path / "train.jsonl", [replace(d, title=" ".join(d.labels)) for d in train])
+    write_documents(tmp_path / "valid.jsonl", [replace(d, title=" ".join(d.labels)) for d in test])
+    out = tmp_path / "b2"
+    result = train_bundle(
+        tmp_path / "train.jsonl", out, params, valid_path=tmp_path / "valid.jsonl", progress=False
+    )
+    assert result.report["choice"]["title"]["title_weight"] == 1.0
