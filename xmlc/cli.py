@@ -111,7 +111,7 @@ def train(
     valid: Annotated[
         Path | None,
         typer.Option(
-            help="Held-out labelled documents: the title field and the ranker are kept only if they help there."
+            help="Held-out labelled documents: the title field and the ranker are kept only where they help."
         ),
     ] = None,
     holdout: Annotated[
