@@ -311,15 +311,6 @@ def generate(
     typer.echo(f"wrote {out}: {spec.docs} training and {n_test} held-out documents, {n_labels} labels")
 
 
-def _labelled(data: Path, skip_bad: bool) -> tuple[list[Any], list[set[str]]]:
-    from xmlc.data import read_documents
-
-    docs, _ = read_documents(data, skip_bad=skip_bad)
-    if not docs:
-        raise ValueError(f"{data}: no labelled documents")
-    return [d.doc for d in docs], [set(d.labels) for d in docs]
-
-
 @app.command()
 def calibrate(
     bundle: Annotated[Path, typer.Option("--bundle", help="Bundle folder.")],
@@ -337,12 +328,13 @@ def calibrate(
     and write the bundle with it (order unchanged; `threshold` then means a probability)."""
     from training.calibration import fit_calibration
     from xmlc.bundle import check_out
+    from xmlc.data import read_labelled
     from xmlc.loader import load_model
 
     try:
         check_out(out, force)
         model = load_model(bundle)
-        docs, truths = _labelled(data, skip_bad)
+        docs, truths = read_labelled(data, skip_bad)
         model.calibration = fit_calibration(model, docs, truths, depth)
         model.save(out, force)
     except (DataError, BundleError, ValueError) as e:
@@ -368,12 +360,13 @@ def optimize(
     them as the bundle's defaults, used when a request or `xmlc predict` gives none."""
     from training.calibration import optimize as choose
     from xmlc.bundle import check_out
+    from xmlc.data import read_labelled
     from xmlc.loader import load_model
 
     try:
         check_out(out, force)
         model = load_model(bundle)
-        docs, truths = _labelled(data, skip_bad)
+        docs, truths = read_labelled(data, skip_bad)
         chosen, table = choose(model, docs, truths, max_k)
         model.manifest["defaults"] = chosen
         model.save(out, force)

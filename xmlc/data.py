@@ -267,3 +267,11 @@ def read_label_records(path: PathLike) -> list[LabelRecord]:
 def read_label_names(path: PathLike) -> dict[str, str]:
     """Map label id -> display name."""
     return {r.id: r.name for r in read_label_records(path)}
+
+
+def read_labelled(path: str | Path, skip_bad: bool = False) -> tuple[list[Doc], list[set[str]]]:
+    """The documents of a labelled file and their label sets (held-out data for calibrate, optimize)."""
+    docs, _ = read_documents(path, skip_bad=skip_bad)
+    if not docs:
+        raise ValueError(f"{path}: no labelled documents")
+    return [d.doc for d in docs], [set(d.labels) for d in docs]
