@@ -97,12 +97,14 @@ def train_bundle(
         docs, valid = split_holdout(docs, holdout, seed)
         source = f"{len(valid)} training documents held out (seed {seed}), not fitted on"
     timings["read"] = time.perf_counter() - t0
-    title_choice = None
+    title_choice, fitted = None, None
     if valid and params.featurizer.title_weight > 0 and any(d.title.strip() for d in docs):
         t1 = time.perf_counter()
-        params, title_choice = choose_title_weight(docs, valid, params, records, n_jobs)
+        params, title_choice, fitted = choose_title_weight(docs, valid, params, records, n_jobs)
         timings["choose title"] = time.perf_counter() - t1
-    model, fit_timings = fit_model(docs, params, records, n_jobs, progress, ray_address)
+    if fitted is None:  # the probe that won is not already the model asked for
+        fitted = fit_model(docs, params, records, n_jobs, progress, ray_address)
+    model, fit_timings = fitted
     timings.update(fit_timings)
     listed = list(dict.fromkeys([*model.labels.ids, *(r.id for r in records)]))  # the table, then the file's
     report: dict[str, Any] = {"coverage": coverage(docs, listed)}
@@ -140,25 +142,31 @@ def choose_title_weight(
     params: TrainParams,
     records: Sequence[LabelRecord],
     n_jobs: int | None,
-) -> tuple[TrainParams, dict[str, Any]]:
-    """Keep the title field only where it helps: one tree of the `tree` preset is fitted with and
-    without it and scored on the held-out documents (P@1 + P@5); ``params`` gets the better weight.
+) -> tuple[TrainParams, dict[str, Any], tuple[Model, dict[str, float]] | None]:
+    """Keep the title field only where it helps: a tree is fitted with and without it and scored on
+    the held-out documents (P@1 + P@5); ``params`` gets the better weight.
+
+    The probe is the `tree` method itself when that is what is trained (the winner is then the model,
+    returned so it is not fitted again), else one tree of the `tree` preset.
 
     Why: a title that names the document's subject helps (EURLEX57K: +1.4 P@1), one that lists every
     label's keyword can swamp the text (a generated 100K corpus: -13 P@5), and only held-out data tells.
     """
-    scores = {}
+    base = params if params.method == "tree" else configure("tree")
+    fits, scores = {}, {}
     for weight in (params.featurizer.title_weight, 0.0):
-        probe = configure("tree", {"title_weight": weight})
-        model, _ = fit_model(docs, probe, records, n_jobs, progress=False)
-        scores[weight] = held_out_scores(model, valid)
+        probe = replace(base, featurizer=replace(base.featurizer, title_weight=weight))
+        fits[weight] = fit_model(docs, probe, records, n_jobs, progress=False)
+        scores[weight] = held_out_scores(fits[weight][0], valid)
     best = max(scores, key=lambda w: (scores[w]["P@1"] + scores[w]["P@5"], w))
     featurizer = replace(params.featurizer, title_weight=best)
     kept = "the title field" if best else "no title field"
-    return replace(params, featurizer=featurizer), {
-        "probe": "one tree of the tree preset, fitted with and without the title field",
+    choice = {
+        "probe": f"{'the method' if base is params else 'one tree of the tree preset'}, fitted with and "
+        "without the title field",
         "scores": {str(w): s for w, s in scores.items()},
         "title_weight": best,
         "why": f"{kept}: P@1 + P@5 {scores[best]['P@1'] + scores[best]['P@5']:.2f} against "
         f"{min(s['P@1'] + s['P@5'] for s in scores.values()):.2f}",
     }
+    return replace(params, featurizer=featurizer), choice, fits[best] if base is params else None
