@@ -67,6 +67,7 @@ class Predictor:
             settings.queue_max,
             metrics.queue_depth.set,
             settings.batch_workers,
+            settings.queue_max_requests,
         )
         self._reload_lock = asyncio.Lock()
 

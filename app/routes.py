@@ -74,7 +74,8 @@ async def predict(body: PredictRequest, predictor: PredictorDep, request: Reques
     except DeadlineExceeded as e:
         raise HTTPException(503, str(e), headers={"Retry-After": "1"}) from e
     except Overloaded as e:
-        raise HTTPException(429, f"overloaded: {e}; retry shortly", headers={"Retry-After": "1"}) from e
+        retry = {"Retry-After": str(e.retry_after_s)}
+        raise HTTPException(429, f"overloaded: {e}; retry in {e.retry_after_s} s", headers=retry) from e
     out: dict[str, Any] = {"model": answer.name, "version": answer.version}
     unknown = set(answer.unrecognised)
     if body.documents is None:

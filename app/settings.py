@@ -43,6 +43,9 @@ class Settings(BaseSettings):
         2, ge=1, description="Model calls running at once (threads; the model releases the GIL)."
     )
     queue_max: int = Field(512, ge=1, description="Documents waiting for the model; beyond it, 429.")
+    queue_max_requests: int = Field(
+        256, ge=1, description="Requests waiting for the model (whatever their documents); beyond it, 429."
+    )
     request_timeout_s: float = Field(
         10.0,
         gt=0,

@@ -8,14 +8,18 @@ One run, one worker each, EURLEX57K dev documents as request bodies:
 
 each with wrk (closed loop, a Lua script that gives each request its own body and counts status codes and
 the X-Cache header), then a fixed-rate open-loop run at 70% of (b)'s requests/s (a small asyncio client,
-latency from the scheduled send time) for p50/p99. Servers are started here on free 127.0.0.1 ports and
-always stopped. Results: a markdown table (printed, and into BENCHMARKS.md between the ``bench:service``
-markers) and raw JSON in bench/out/bench_service.json. Skips cleanly without data, bundle, wrk or Redis.
+latency from the scheduled send time) for p50/p99, then a burst (issue 16: 1,000 concurrent keep-alive
+clients, 5,000 requests of new documents, each client sending again as soon as it is answered) that counts
+2xx, 429, 503, other answers, socket errors and Redis errors and times them against the service's deadline
+(`bench.service_burst`). Servers are started here on free 127.0.0.1 ports and always stopped. Results: a
+markdown table (printed, and into BENCHMARKS.md between the ``bench:service`` markers) and raw JSON in
+bench/out/bench_service.json. Skips cleanly without data, bundle, wrk or Redis.
 
     python -m bench.bench_service --bundle bench/out/bundle-tree --data ../shared/data/eurlex57k
 
 The parts: `bench.service_servers` (uvicorn and Redis), `bench.service_load` (bodies, wrk, open loop),
-`bench.service_report` (the table, the targets and the method text); this module runs them in order.
+`bench.service_burst` (the concurrent burst), `bench.service_report` (the table, the targets and the
+method text); this module runs them in order.
 """
 
 from __future__ import annotations
@@ -35,9 +39,10 @@ from pathlib import Path
 from typing import Any
 
 from app.settings import Settings
+from bench.service_burst import raise_open_files, run_burst
 from bench.service_load import WRK_LUA, WrkSettings, load_bodies, run_fixed_rate, run_wrk, tagged
 from bench.service_model import docs_of, model_ceiling
-from bench.service_report import method_text, render, show_run, targets
+from bench.service_report import method_text, render, show_burst, show_run, targets
 from bench.service_servers import ROOT, check_predict, flush_redis, prewarm, redis_problem, start_server
 
 REDIS_URL = "redis://127.0.0.1:6379/5"
@@ -57,6 +62,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fixed-duration", type=int, default=None, help="default: --duration")
     ap.add_argument("--fixed-connections", type=int, default=None, help="default: --connections")
     ap.add_argument("--timeout", type=int, default=10, help="per-request timeout, seconds")
+    ap.add_argument(
+        "--burst-clients", type=int, default=1000, help="concurrent clients of the burst run; 0 skips it"
+    )
+    ap.add_argument("--burst-requests", type=int, default=5000, help="requests of the burst run in all")
+    ap.add_argument(
+        "--burst-timeout-s",
+        type=float,
+        default=None,
+        help="the service's deadline (XMLC_REQUEST_TIMEOUT_S, for every run of the service); "
+        "default: the service's own (app.settings)",
+    )
     ap.add_argument("--redis-url", default=REDIS_URL, help="its database is flushed before each run")
     ap.add_argument(
         "--env",
@@ -70,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.duration < 1 or args.warmup < 1:
         ap.error("--duration and --warmup are whole seconds, at least 1 (wrk's -d)")
+    if args.burst_clients < 0 or (args.burst_clients and args.burst_requests < 1):
+        ap.error("--burst-clients is at least 0 and --burst-requests at least 1")
+    if args.burst_timeout_s is not None and args.burst_timeout_s <= 0:
+        ap.error("--burst-timeout-s is a positive number of seconds")
     cli = sys.argv[1:] if argv is None else argv
     command = shlex.join(["python", "-m", "bench.bench_service", *cli])
 
@@ -93,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     extra_env = dict(item.split("=", 1) for item in args.env if "=" in item)
+    if args.burst_timeout_s is not None:
+        extra_env["XMLC_REQUEST_TIMEOUT_S"] = str(args.burst_timeout_s)
+    defaults = Settings()
+    deadline = float(extra_env.get("XMLC_REQUEST_TIMEOUT_S", defaults.request_timeout_s))
+    batch_size = int(extra_env.get("XMLC_BATCH_MAX_SIZE", defaults.batch_max_size))
+    workers = int(extra_env.get("XMLC_BATCH_WORKERS", defaults.batch_workers))
     bodies = load_bodies(dev, args.k)
     if len(bodies) < max(args.threads, args.hit_docs):
         print(f"skipped: only {len(bodies)} documents in {dev}")
@@ -114,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         "timeout": args.timeout,
         "redis_url": args.redis_url,
         "service_env": extra_env,
+        "batch_size": batch_size,
+        "batch_workers": workers,
+        "request_timeout_s": deadline,
+        "burst_clients": args.burst_clients,
+        "burst_requests": args.burst_requests,
+        "burst_timeout_s": args.burst_timeout_s,
     }
     mean_kb = sum(len(b) for b in bodies) / len(bodies) / 1000
     print(
@@ -124,9 +156,6 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     # The model alone first, on a quiet machine: the ceiling of (b) whatever the HTTP layer does.
-    defaults = Settings()
-    batch_size = int(extra_env.get("XMLC_BATCH_MAX_SIZE", defaults.batch_max_size))
-    workers = int(extra_env.get("XMLC_BATCH_WORKERS", defaults.batch_workers))
     texts = docs_of(bodies)
     model: list[dict[str, Any]] = []
     for n in sorted({1, workers}):
@@ -134,7 +163,14 @@ def main(argv: list[str] | None = None) -> int:
         model.append(model_ceiling(args.bundle, texts, batch_size, n, min(args.duration, 10), args.k))
         print(f"    {model[-1]['docs_per_s']:.0f} docs/s, {model[-1]['cores']:.2f} cores", flush=True)
 
+    if args.burst_clients:
+        # Before the servers start, so that the service inherits it: both ends hold a socket a client.
+        problem = raise_open_files(args.burst_clients + 256)
+        if problem:
+            print(f"warning: {problem}; the burst run may see connection errors", flush=True)
+
     runs: dict[str, dict[str, Any]] = {}
+    burst: dict[str, Any] | None = None
     servers: list[str] = []
     server_logs: dict[str, list[str]] = {}
     max_body = max(len(b) for b in bodies) + 4096
@@ -206,6 +242,25 @@ def main(argv: list[str] | None = None) -> int:
                 timeout_s=float(args.timeout),
             )
             show_run(fixed)
+
+            if args.burst_clients:
+                print(
+                    f"burst: {args.burst_clients} concurrent clients, {args.burst_requests} requests, "
+                    f"deadline {deadline:g} s ...",
+                    flush=True,
+                )
+                flush_redis(args.redis_url)
+                burst = run_burst(
+                    svc,
+                    bodies=bodies,
+                    clients=args.burst_clients,
+                    requests=args.burst_requests,
+                    deadline_s=deadline,
+                    tag="burst",
+                )
+                show_burst(burst)
+                if burst["x_cache"].get("hit"):
+                    print(f"warning: {burst['x_cache']['hit']} cache hits in the burst of new documents")
         server_logs["service"] = list(svc.log_lines[:20])
         for name, lines in server_logs.items():
             for line in lines[:5]:
@@ -233,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         "server_log_problems": server_logs,
         "runs": runs,
         "fixed_rate": fixed,
+        "burst": burst,
         "model_alone": model,
         "method": method_text(settings, len(bodies), mean_kb),
     }

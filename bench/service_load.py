@@ -1,4 +1,8 @@
-"""Load generation for `bench.bench_service`: request bodies, wrk (closed loop) and a fixed-rate open loop."""
+"""Load generation for `bench.bench_service`: request bodies, wrk (closed loop) and a fixed-rate open loop.
+
+The raw-asyncio HTTP/1.1 pieces here (`post_predict`, `unique_body`, `read_response`) are shared with the
+burst run of `bench.service_burst`.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,10 @@ import shlex
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -186,14 +191,48 @@ def run_wrk(
     return r
 
 
-# ------------------------------------------------------------------------------ fixed-rate open loop
+# --------------------------------------------- asyncio clients: fixed-rate open loop (burst: service_burst)
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, str | None, bool]:
+class Answer(NamedTuple):
+    """What the load clients keep of one HTTP answer (its body is read and dropped)."""
+
+    status: int
+    cache: str | None  # the X-Cache header
+    close: bool  # the server closes the connection after it
+    retry_after: bool  # a Retry-After header was there
+
+
+def post_predict(port: int, body: str) -> bytes:
+    """One keep-alive HTTP/1.1 POST /predict with ``body``, as bytes on the wire."""
+    data = body.encode()
+    return (
+        f"POST /predict HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    ).encode() + data
+
+
+def unique_body(bodies: list[str], i: int, tag: str) -> str:
+    """Request ``i``'s body as wrk's "unique" mode makes it: later passes get the pass number after
+    ``tag``, so no two requests carry the same document text."""
+    return tagged(bodies[i % len(bodies)], f"{tag}{i // len(bodies) or ''}")
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (as uvicorn picks it), else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+async def read_response(reader: asyncio.StreamReader) -> Answer:
+    """Read one HTTP/1.1 answer off a keep-alive connection (Content-Length or chunked body)."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status = int(lines[0].split(b" ", 2)[1])
-    length, chunked, cache, close = 0, False, None, False
+    length, chunked, cache, close, retry_after = 0, False, None, False, False
     for raw in lines[1:]:
         name, _, value = raw.partition(b":")
         name, value = name.strip().lower(), value.strip()
@@ -205,6 +244,8 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, str | None,
             cache = value.decode()
         elif name == b"connection" and value.lower() == b"close":
             close = True
+        elif name == b"retry-after":
+            retry_after = True
     if chunked:
         while True:
             size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
@@ -213,7 +254,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, str | None,
                 break
     elif length:
         await reader.readexactly(length)
-    return status, cache, close
+    return Answer(status, cache, close, retry_after)
 
 
 async def fixed_rate(
@@ -234,18 +275,11 @@ async def fixed_rate(
     ``warmup_s`` seconds are sent but not counted. Bodies as wrk's "unique" mode with ``tag``.
     """
     clock = time.perf_counter  # not loop.time(): uvloop's is in whole milliseconds
-    n_docs = len(bodies)
     total = int(rate * (warmup_s + seconds))
     queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
     # (due, sent, done, status, cache) per answered request
     records: list[tuple[float, float, float, int, str | None]] = []
     errors: Counter[str] = Counter()
-    prefix = f"POST /predict HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
-
-    def request_bytes(i: int) -> bytes:
-        pas = i // n_docs
-        body = tagged(bodies[i % n_docs], f"{tag}{pas or ''}").encode()
-        return (prefix + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
     async def worker() -> None:
         conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
@@ -254,16 +288,16 @@ async def fixed_rate(
             if item is None:
                 break
             i, due = item
-            data = request_bytes(i)
+            data = post_predict(port, unique_body(bodies, i, tag))
             try:
                 if conn is None:
                     conn = await asyncio.open_connection(HOST, port)
                 reader, writer = conn
                 sent = clock()
                 writer.write(data)
-                status, cache, close = await asyncio.wait_for(_read_response(reader), timeout_s)
-                records.append((due, sent, clock(), status, cache))
-                if close:
+                answer = await asyncio.wait_for(read_response(reader), timeout_s)
+                records.append((due, sent, clock(), answer.status, answer.cache))
+                if answer.close:
                     writer.close()
                     conn = None
             except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as e:
@@ -321,15 +355,9 @@ async def fixed_rate(
 
 
 def run_fixed_rate(server: Server, mark: tuple[int, float | None] | None = None, **kw: Any) -> dict[str, Any]:
-    try:
-        import uvloop
-
-        factory: Any = uvloop.new_event_loop
-    except ImportError:
-        factory = None
     mark = mark or server.mark()
     cpu0, own0, t0 = server.cpu_s(), time.process_time(), time.perf_counter()
-    with asyncio.Runner(loop_factory=factory) as runner:
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
         r = runner.run(fixed_rate(server.port, **kw))
     wall = time.perf_counter() - t0
     cpu1, own1 = server.cpu_s(), time.process_time()

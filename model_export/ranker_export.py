@@ -1,15 +1,17 @@
-"""A trained ranker network to the runtime `OnnxRanker` (encoder + scorer graphs), parity-checked.
+"""A trained ranker network to the runtime `OnnxRanker` (term table + scorer graph), parity-checked.
 
-Opset 17, dynamic batch, document-length and candidate axes. The parity check runs at every export on
-real inputs (training documents and their shortlists) and refuses graphs whose probabilities differ from
-torch's by more than the tolerance. The term table (features x dim) is stored in the encoder as float16
-and widened after the gather; the label table (labels x dim) goes beside the scorer as a float16 array
-that the runtime gathers by candidate, so no graph grows with the labels. Both tables of the torch model
-are rounded the same way first (`round_tables`): the model that is checked and served is the rounded one.
+Opset 17, dynamic batch and candidate axes. The parity check runs at every export on real inputs
+(training documents and their shortlists) and refuses a ranker whose document vectors or probabilities
+differ from torch's by more than the tolerance. The term table (features x dim) is saved as a float16
+array that the runtime's compiled encoder reads (`xmlc.embedding`); the label table (labels x dim) goes
+beside the scorer as a float16 array that the runtime gathers by candidate, so no graph grows with the
+terms or the labels. Both tables of the torch model are rounded the same way first (`round_tables`):
+the model that is checked and served is the rounded one.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
@@ -38,20 +40,6 @@ class RankerNetLike(Protocol):
     def score_vectors(
         self, h: torch.Tensor, vecs: torch.Tensor, bias: torch.Tensor, prior: torch.Tensor
     ) -> torch.Tensor: ...
-
-
-class ExportedEncoder(nn.Module):
-    """Graph ``encoder.onnx``: padded document arrays -> document vectors."""
-
-    table: torch.Tensor
-
-    def __init__(self, net: RankerNetLike) -> None:
-        super().__init__()
-        self.register_buffer("table", net.features.weight.detach().to(torch.float16))
-
-    def forward(self, feat_ids: torch.Tensor, feat_vals: torch.Tensor) -> torch.Tensor:
-        rows = self.table[feat_ids].to(torch.float32)
-        return (rows * feat_vals.unsqueeze(-1)).sum(1)
 
 
 class ExportedScorer(nn.Module):
@@ -86,12 +74,6 @@ def export_ranker(
     """The runtime ranker of ``net``, checked on sample documents ``X`` with their shortlists."""
     round_tables(net)
     d = net.dim
-    encoder = to_onnx(
-        ExportedEncoder(net),
-        (torch.zeros((2, 3), dtype=torch.int64), torch.ones((2, 3), dtype=torch.float32)),
-        {"feat_ids": {0: "batch", 1: "terms"}, "feat_vals": {0: "batch", 1: "terms"}},
-        {"doc_vec": {}},
-    )
     candidates = {0: "batch", 1: "candidates"}
     scorer = to_onnx(
         ExportedScorer(net),
@@ -111,10 +93,12 @@ def export_ranker(
         n_candidates=n_candidates,
         uses_prior=net.use_prior,
         label_table=True,
+        feature_table=True,
     )
+    terms = net.features.weight.detach().numpy().astype(np.float16)
     vectors = net.labels.weight.detach().numpy().astype(np.float16)
     bias = net.label_bias.weight.detach().numpy().ravel().astype(np.float32)
-    ranker = OnnxRanker(OnnxSession(encoder), OnnxSession(scorer), config, None, vectors, bias)
+    ranker = OnnxRanker(terms, OnnxSession(scorer), config, None, vectors, bias)
     ranker.export_info = export_record(parity_check(net, ranker, X, cand, prior))
     return ranker
 
@@ -140,3 +124,22 @@ def parity_check(
     h_rel = float(np.abs(h_onnx - h_ref).max() / max(1.0, float(np.abs(h_ref).max()))) if h_ref.size else 0.0
     check_parity("ranker's document vectors (relative)", h_rel)
     return check_parity("ranker", float(np.abs(p_onnx - p_torch).max()) if p_torch.size else 0.0)
+
+
+def with_term_table(ranker: OnnxRanker) -> OnnxRanker:
+    """A ranker of a bundle made before the term table (its table inside ``encoder.onnx``) as one that
+    reads the table from an array: the same vectors, three times faster, and shared between replicas."""
+    import onnx
+    from onnx import numpy_helper
+
+    if isinstance(ranker.encoder, np.ndarray):
+        return ranker
+    source = ranker.encoder.source
+    graph = onnx.load_from_string(source) if isinstance(source, bytes) else onnx.load(str(source))
+    tables = [numpy_helper.to_array(t) for t in graph.graph.initializer if t.name == "table"]
+    if len(tables) != 1 or tables[0].dtype != np.float16:
+        raise ValueError("this encoder graph holds no float16 term table")
+    config = replace(ranker.config, feature_table=True)
+    return OnnxRanker(
+        tables[0], ranker.scorer, config, ranker.export_info, ranker.label_vectors, ranker.label_bias
+    )

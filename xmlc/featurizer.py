@@ -16,7 +16,6 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
-from itertools import repeat
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
@@ -24,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from xmlc.doc import Doc
+from xmlc.term_index import TermIndex
 
 CONFIG_FILE = "featurizer.json"
 VOCAB_FILE = "vocabulary.json"
@@ -158,9 +158,9 @@ class TfidfFeaturizer:
         self.idf = np.asarray(idf, dtype=np.float32)
         self._index = {term: i for i, term in enumerate(self.vocabulary)}
         self._pattern = re.compile(config.token_pattern)
-        self._fast: _TokenIndex | None = None
+        self._fast: TermIndex | None = None
         if config.token_pattern == DEFAULT_TOKEN_PATTERN and config.ngram_max <= 2:
-            self._fast = _TokenIndex(self._index, config.ngram_max)
+            self._fast = TermIndex(self._index, config.ngram_max, config.max_chars, config.lowercase)
 
     @property
     def dim(self) -> int:
@@ -172,10 +172,10 @@ class TfidfFeaturizer:
 
         The unigram ids in text order, then the bigram ids in text order: the terms of `tokenize` that
         are in the vocabulary. With the default token pattern and n-grams up to 2 (every bundle so far)
-        `_TokenIndex` finds them without building the n-gram strings; otherwise strings are looked up.
+        compiled code finds them (`xmlc.term_index`); otherwise n-gram strings are looked up.
         """
         if self._fast is not None:
-            return self._fast.term_ids(tokens_of(text, self.config, self._pattern))
+            return self._fast.term_ids(text)
         get = self._index.get
         ids = [i for i in map(get, tokenize(text, self.config, self._pattern)) if i is not None]
         return np.asarray(ids, dtype=np.int32)
@@ -188,6 +188,8 @@ class TfidfFeaturizer:
 
     def count_rows(self, texts: Iterable[str]) -> Rows:
         """Raw counts of the text vocabulary's terms, one row a text, sorted column indices."""
+        if self._fast is not None:
+            return Rows(*self._fast.counts(list(texts)))
         indptr = [0]
         indices: list[np.ndarray] = []
         data: list[np.ndarray] = []
@@ -256,54 +258,6 @@ class TfidfFeaturizer:
         vocabulary = json.loads((folder / (prefix + VOCAB_FILE)).read_text())
         idf = np.load(folder / (prefix + IDF_FILE), allow_pickle=False)
         return cls(vocabulary, idf, config, title)
-
-
-class _TokenIndex:
-    """The vocabulary as token ids: unigrams by a table, bigrams by a sorted array of id pairs.
-
-    Why: looking up each bigram as a string means building a string and hashing it per token pair, the
-    larger part of the per-document cost. Here each token is hashed once (to its id among the tokens
-    that occur in vocabulary terms) and the bigrams are matched in numpy. Terms that `tokenize` cannot
-    produce (more words than ``ngram_max``, or empty words) are left out, as they never match anyway.
-    """
-
-    def __init__(self, index: dict[str, int], ngram_max: int) -> None:
-        tokens: dict[str, int] = {}
-        unigrams: list[tuple[int, int]] = []
-        pairs: list[tuple[int, int, int]] = []
-        for term, term_id in index.items():
-            words = term.split(" ")
-            if len(words) > max(ngram_max, 1) or not all(words):
-                continue
-            ids = [tokens.setdefault(w, len(tokens)) for w in words]
-            if len(ids) == 1:
-                unigrams.append((ids[0], term_id))
-            else:
-                pairs.append((ids[0], ids[1], term_id))
-        self.tokens = tokens
-        self.n_tokens = len(tokens)
-        # Index -1 (an unknown token) reads the last slot, which says "no term".
-        self.unigram = np.full(self.n_tokens + 1, -1, dtype=np.int32)
-        for token_id, term_id in unigrams:
-            self.unigram[token_id] = term_id
-        codes = np.asarray([a * self.n_tokens + b for a, b, _ in pairs], dtype=np.int64)
-        order = np.argsort(codes, kind="stable")
-        self.pair_codes = codes[order]
-        self.pair_terms = np.asarray([t for _, _, t in pairs], dtype=np.int32)[order]
-
-    def term_ids(self, tokens: list[str]) -> np.ndarray:
-        ids = np.fromiter(map(self.tokens.get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
-        uni = self.unigram[ids]
-        uni = uni[uni >= 0]
-        if len(ids) < 2 or not len(self.pair_codes):
-            return uni
-        first, second = ids[:-1], ids[1:]
-        known = (first >= 0) & (second >= 0)
-        codes = first[known] * self.n_tokens + second[known]
-        pos = np.searchsorted(self.pair_codes, codes)
-        pos[pos == len(self.pair_codes)] = 0
-        found = self.pair_codes[pos] == codes
-        return np.concatenate([uni, self.pair_terms[pos[found]]])
 
 
 def weigh_counts(counts: sp.csr_matrix, idf: np.ndarray, sublinear_tf: bool) -> sp.csr_matrix:

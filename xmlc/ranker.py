@@ -1,13 +1,15 @@
 """The ONNX ranker: a document encoder and a candidate scorer, run with onnxruntime (no torch).
 
-``encoder.onnx`` maps a TF-IDF row, given as padded (ids, values) arrays, to a dense document vector;
-``scorer.onnx`` maps (document vector, the candidates' label vectors and biases, shortlister scores) to
-probabilities. The label table (float16 vectors, float32 biases) sits beside the graphs as ``.npy``
-files, memory-mapped and gathered by the candidates: it grows with the labels, and a graph holding it
-would pass protobuf's 2 GiB limit near two million labels. (Bundles before this layout kept the table
-inside ``scorer.onnx``, which took candidate ids; they still load.) The
-encoder output also queries the HNSW shortlister: both read it from the batch (`Batch.vectors`), so a
-document is encoded once.
+The encoder maps a TF-IDF row to a dense document vector: the row times a float16 term table
+(``ranker_feature_table.npy``, memory-mapped), summed by a compiled kernel (`xmlc.embedding`, three
+times faster than the graph it replaced). Bundles before it hold the table in ``encoder.onnx``, a graph
+that takes the row as padded (ids, values) arrays; they still load. ``scorer.onnx`` maps (document
+vector, the candidates' label vectors and biases, shortlister scores) to probabilities. The label table
+(float16 vectors, float32 biases) sits beside the graphs as ``.npy`` files, memory-mapped and gathered
+by the candidates: it grows with the labels, and a graph holding it would pass protobuf's 2 GiB limit
+near two million labels. (Bundles before this layout kept the table inside ``scorer.onnx``, which took
+candidate ids; they still load.) The encoder output also queries the HNSW shortlister: both read it
+from the batch (`Batch.vectors`), so a document is encoded once.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from xmlc.batch import Batch
+from xmlc.embedding import embed
 from xmlc.onnx_session import OnnxSession, export_info_of
 
 ENCODER_FILE = "encoder.onnx"
@@ -28,6 +31,7 @@ SCORER_FILE = "scorer.onnx"
 CONFIG_FILE = "ranker.json"
 LABEL_VECTORS_FILE = "ranker_label_vectors.npy"
 LABEL_BIAS_FILE = "ranker_label_bias.npy"
+FEATURE_TABLE_FILE = "ranker_feature_table.npy"
 # Bounds on one onnxruntime call: the encoder gathers (batch x longest row x dim) floats and the scorer
 # (batch x candidates x dim), so big batches are cut into chunks of bounded size. 2^14 padded terms of a
 # 256-d encoder gather 16 MB: on EURLEX57K batches of 32 to 128 about twice as fast as 2^16, and
@@ -46,6 +50,7 @@ class RankerConfig:
     n_candidates: int = 100  # shortlist depth handed to the scorer
     uses_prior: bool = True
     label_table: bool = False  # the label vectors are files beside the scorer (False: inside it)
+    feature_table: bool = False  # the term table is a file, encoded by `xmlc.embedding` (False: encoder.onnx)
 
 
 def padded_rows(X: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +79,7 @@ class OnnxRanker:
 
     def __init__(
         self,
-        encoder: OnnxSession,
+        encoder: OnnxSession | np.ndarray,
         scorer: OnnxSession,
         config: RankerConfig,
         export_info: dict[str, Any] | None = None,
@@ -83,6 +88,13 @@ class OnnxRanker:
     ) -> None:
         if config.label_table and (label_vectors is None or label_bias is None):
             raise ValueError("this ranker's scorer reads a label table: give its vectors and biases")
+        if config.feature_table != isinstance(encoder, np.ndarray):
+            raise ValueError("give the term table (float16 array) exactly when the config says feature_table")
+        if isinstance(encoder, np.ndarray) and (
+            encoder.shape != (config.n_features, config.dim) or encoder.dtype != np.float16
+        ):
+            want = (config.n_features, config.dim)
+            raise ValueError(f"term table is {encoder.dtype} {encoder.shape}, expected float16 {want}")
         if label_vectors is not None and label_vectors.shape != (config.n_labels, config.dim):
             raise ValueError(
                 f"label vectors are {label_vectors.shape}, expected {(config.n_labels, config.dim)}"
@@ -114,10 +126,12 @@ class OnnxRanker:
     def encode(self, X: sp.csr_matrix) -> np.ndarray:
         """(docs x dim) float32 document vectors.
 
-        Rows go to the encoder in order of length, in chunks of at most `MAX_PADDED_TERMS` padded terms:
-        every row of a chunk is padded to its longest, so chunks of similar lengths waste little (in
-        batches of 32 EURLEX57K documents this halves the encoder's time against chunks in input order).
+        With a term table, one kernel call (`xmlc.embedding.embed`). With an encoder graph, rows go to it
+        in order of length, in chunks of at most `MAX_PADDED_TERMS` padded terms: every row of a chunk is
+        padded to its longest, so chunks of similar lengths waste little.
         """
+        if isinstance(self.encoder, np.ndarray):
+            return embed(X, self.encoder)
         n = X.shape[0]
         out = np.empty((n, self.config.dim), dtype=np.float32)
         lengths = np.maximum(np.diff(X.indptr), 1)
@@ -157,10 +171,15 @@ class OnnxRanker:
         return out
 
     def save(self, folder: Path) -> list[str]:
-        self.encoder.save(folder / ENCODER_FILE)
+        if isinstance(self.encoder, np.ndarray):
+            np.save(folder / FEATURE_TABLE_FILE, self.encoder, allow_pickle=False)
+            files = [FEATURE_TABLE_FILE]
+        else:
+            self.encoder.save(folder / ENCODER_FILE)
+            files = [ENCODER_FILE]
         self.scorer.save(folder / SCORER_FILE)
         (folder / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
-        files = [ENCODER_FILE, SCORER_FILE, CONFIG_FILE]
+        files += [SCORER_FILE, CONFIG_FILE]
         if self.label_vectors is not None and self.label_bias is not None:
             np.save(folder / LABEL_VECTORS_FILE, self.label_vectors, allow_pickle=False)
             np.save(folder / LABEL_BIAS_FILE, self.label_bias, allow_pickle=False)
@@ -173,9 +192,18 @@ class OnnxRanker:
     @classmethod
     def load(cls, folder: Path, meta: dict[str, Any] | None = None) -> OnnxRanker:
         config = RankerConfig(**json.loads((folder / CONFIG_FILE).read_text()))
-        encoder, scorer = OnnxSession(folder / ENCODER_FILE), OnnxSession(folder / SCORER_FILE)
+        # Tables are memory-mapped: replicas on one host share the pages.
+        encoder = (
+            _mapped(folder / FEATURE_TABLE_FILE)
+            if config.feature_table
+            else OnnxSession(folder / ENCODER_FILE)
+        )
+        scorer = OnnxSession(folder / SCORER_FILE)
         vectors = bias = None
-        if config.label_table:  # memory-mapped: replicas on one host share the pages
-            vectors = np.asarray(np.load(folder / LABEL_VECTORS_FILE, mmap_mode="r", allow_pickle=False))
-            bias = np.asarray(np.load(folder / LABEL_BIAS_FILE, mmap_mode="r", allow_pickle=False))
+        if config.label_table:
+            vectors, bias = _mapped(folder / LABEL_VECTORS_FILE), _mapped(folder / LABEL_BIAS_FILE)
         return cls(encoder, scorer, config, export_info_of(meta), vectors, bias)
+
+
+def _mapped(path: Path) -> np.ndarray:
+    return np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))

@@ -61,6 +61,39 @@ def test_full_queue_raises_overloaded_and_errors_propagate():
     asyncio.run(main())
 
 
+def test_queue_bounds_requests_and_retry_after_follows_the_queue():
+    """Many one-document requests fill the request bound long before the document bound; Retry-After is
+    the seconds the waiting documents need at the rate the model has been answering."""
+    gate = threading.Event()
+
+    def run(texts: list[str], k: int) -> list[str]:
+        if "slow" in texts[0]:
+            gate.wait(5)
+        else:
+            time.sleep(0.1)  # 1 document in 0.1 s: 10 documents/s
+        return texts
+
+    async def main() -> None:
+        b = MicroBatcher(run, max_size=1, max_wait_s=0, queue_max=1000, max_requests=3)
+        b.start()
+        try:
+            assert b.retry_after_s() == 1  # nothing measured yet
+            assert await b.submit(["timed"], 1) == ["timed"]
+            waiting = [asyncio.ensure_future(b.submit([f"slow{i}"] * 20, 1)) for i in range(3)]
+            await asyncio.sleep(0.05)
+            with pytest.raises(Overloaded) as e:
+                await b.submit(["d"], 1)  # 60 of 1000 documents, but 3 of 3 requests
+            assert "3 requests" in str(e.value)
+            assert 5 <= e.value.retry_after_s <= 7  # 60 documents at about 10/s
+            gate.set()
+            assert [len(await w) for w in waiting] == [20, 20, 20]
+        finally:
+            gate.set()
+            await b.stop()
+
+    asyncio.run(main())
+
+
 def test_api_answers_429_when_overloaded(make_client):
     client = make_client(queue_max=1)
     r = client.post("/predict", json={"documents": [{"text": "a"}, {"text": "b"}]})

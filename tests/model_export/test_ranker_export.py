@@ -42,15 +42,14 @@ def test_export_parity_on_other_shapes(tmp_path: Path, use_prior: bool) -> None:
     ranker = export_ranker(net, 5, X, cand, prior)
     assert ranker.export_info["parity_max_abs_diff"] <= 1e-4 and ranker.export_info["opset"] == OPSET
     assert sorted(ranker.save(tmp_path)) == [
-        "encoder.onnx",
         "ranker.json",
+        "ranker_feature_table.npy",
         "ranker_label_bias.npy",
         "ranker_label_vectors.npy",
         "scorer.onnx",
     ]
-    for name in ("encoder.onnx", "scorer.onnx"):
-        model = onnx.load(str(tmp_path / name))
-        assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= OPSET
+    model = onnx.load(str(tmp_path / "scorer.onnx"))
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= OPSET
     # Saved and loaded back; dynamic axes: other batch, document-length and candidate sizes.
     again = OnnxRanker.load(tmp_path, ranker.meta())
     assert again.config == ranker.config and again.export_info == ranker.export_info
@@ -90,9 +89,51 @@ def test_no_graph_grows_with_the_labels(tmp_path: Path) -> None:
         folder = tmp_path / str(n_labels)
         folder.mkdir()
         ranker.save(folder)
-        sizes[n_labels] = {f: (folder / f).stat().st_size for f in ("encoder.onnx", "scorer.onnx")}
+        sizes[n_labels] = (folder / "scorer.onnx").stat().st_size
         again = OnnxRanker.load(folder, ranker.meta())
         assert again.label_vectors is not None and again.label_vectors.shape == (n_labels, 4)
         assert isinstance(again.label_vectors.base, np.memmap)  # memory-mapped, not read into memory
+        assert isinstance(again.encoder, np.ndarray) and isinstance(again.encoder.base, np.memmap)
         assert parity_check(net, again, X, cand, prior) <= 1e-4
     assert sizes[3_000_000] == sizes[40]
+
+
+class _LegacyEncoder(torch.nn.Module):
+    """The encoder graph of bundles before the term table: padded ids and values -> document vectors."""
+
+    def __init__(self, net: RankerNet) -> None:
+        super().__init__()
+        self.register_buffer("table", net.features.weight.detach().to(torch.float16))
+
+    def forward(self, feat_ids: torch.Tensor, feat_vals: torch.Tensor) -> torch.Tensor:
+        return (self.table[feat_ids].to(torch.float32) * feat_vals.unsqueeze(-1)).sum(1)
+
+
+def test_bundles_with_an_encoder_graph_still_load_and_upgrade(tmp_path: Path) -> None:
+    """A ranker saved with ``encoder.onnx`` loads and encodes as the compiled encoder does; upgraded
+    (`with_term_table`), it saves the table instead and scores the same."""
+    from dataclasses import replace
+
+    from model_export.onnx_graph import to_onnx
+    from model_export.ranker_export import with_term_table
+    from xmlc.onnx_session import OnnxSession
+
+    net = _net()
+    X, cand, prior = random_inputs(8, 300, 40, 5)
+    new = export_ranker(net, 5, X, cand, prior)
+    graph = to_onnx(
+        _LegacyEncoder(net),
+        (torch.zeros((2, 3), dtype=torch.int64), torch.ones((2, 3), dtype=torch.float32)),
+        {"feat_ids": {0: "batch", 1: "terms"}, "feat_vals": {0: "batch", 1: "terms"}},
+        {"doc_vec": {}},
+    )
+    config = replace(new.config, feature_table=False)
+    old = OnnxRanker(OnnxSession(graph), new.scorer, config, None, new.label_vectors, new.label_bias)
+    assert "encoder.onnx" in old.save(tmp_path)
+    loaded = OnnxRanker.load(tmp_path, old.meta())
+    assert isinstance(loaded.encoder, OnnxSession)
+    np.testing.assert_allclose(loaded.encode(X), new.encode(X), atol=1e-5)
+    upgraded = with_term_table(loaded)
+    assert upgraded.config == new.config
+    np.testing.assert_array_equal(np.asarray(upgraded.encoder), np.asarray(new.encoder))
+    assert parity_check(net, upgraded, X, cand, prior) <= 1e-4

@@ -44,7 +44,7 @@ def test_two_stage_bundle_round_trip(request: pytest.FixtureRequest, fixture: st
     expected_kind = "tree+ranker" if fixture == "ranker_bundle" else "hnsw+ranker"
     assert manifest["kind"] == expected_kind and manifest["method"] == expected_kind
     assert manifest["ranker"]["kind"] == "onnx" and manifest["ranker"]["parity_max_abs_diff"] <= 1e-4
-    assert {"encoder.onnx", "scorer.onnx", "ranker.json"} <= set(manifest["files"])
+    assert {"ranker_feature_table.npy", "scorer.onnx", "ranker.json"} <= set(manifest["files"])
     _, test, _ = corpus
     docs, truths = [d.doc for d in test], [list(d.labels) for d in test]
     first = load_model(bundle)

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001  (real text in other scripts: look-alike letters are the point)
 import itertools
 import random
 import re
@@ -266,3 +267,51 @@ def test_counting_with_a_term_budget_keeps_the_frequent_terms_exact(corpus):
     assert len(common) >= 10
     for i, term in common:
         assert small.idf[index[term]] == exact.idf[i], term
+
+
+# Real sentences in several scripts, as user documents carry them (curly quotes, dashes, accents,
+# decomposed accents, ligatures, Greek final sigma, Turkish dotted I, Arabic digits, CJK, emoji, NUL).
+REAL_TEXT = [
+    "Council Regulation (EC) No 2371/2002 of 20 December 2002 on the conservation and sustainable "
+    "exploitation of fisheries resources under the Common Fisheries Policy \u2014 "
+    "\u2018total allowable catches\u2019",
+    "Verordnung (EG) Nr. 1234/2007 des Rates über eine gemeinsame Organisation der Agrarmärkte; Straße, ǅ",
+    "Règlement du Conseil relatif à la protection des eaux contre la pollution par les nitrates",
+    "ΚΑΝΟΝΙΣΜΟΣ ΤΟΥ ΣΥΜΒΟΥΛΙΟΥ για την αλιεία ΑΛΙΕΙΑΣ Σ",
+    "İSTANBUL ılık İi Iı \u0130\u0307 cafe\u0301 café ﬁsheries",
+    "لائحة المجلس رقم ٢٣٧١ بشأن مصايد الأسماك 中华人民共和国 渔业 🐟🐟 fish\x00quota \ud800 end",
+    "",
+    "   \t\n ",
+]
+
+
+def test_compiled_counts_match_the_string_path_on_real_text(corpus):
+    """The compiled term lookup (`xmlc.term_index`) gives the string path's rows, weights included, for
+    a batch: documents in several scripts beside generated ones (the batch boundaries matter too)."""
+    docs = [Doc(d.text, d.title) for d in corpus[0][:300]]
+    featurizer, _ = fit_featurizer(docs, FeaturizerParams(title_weight=0.5), n_jobs=1, progress=False)
+    vocab = featurizer.vocabulary + [w.lower() for t in REAL_TEXT for w in re.findall(r"\w+", t)]
+    vocab += [" ".join(p) for t in REAL_TEXT for p in itertools.pairwise(re.findall(r"\w+", t.lower()))]
+    vocab = list(dict.fromkeys(vocab))
+    fast = TfidfFeaturizer(vocab, np.linspace(1, 3, len(vocab)).astype(np.float32), FeaturizerConfig())
+    slow = TfidfFeaturizer(vocab, fast.idf, FeaturizerConfig())
+    slow._fast = None  # the string path: regex tokens, n-gram strings, dict lookups
+    rng = random.Random(3)
+    texts = [*REAL_TEXT, *(d.body for d in docs[:100]), *(_random_text(rng) for _ in range(200))]
+    rng.shuffle(texts)
+    for a, b in ((fast.counts(texts), slow.counts(texts)), (fast.rows(texts), slow.rows(texts))):
+        np.testing.assert_array_equal(a.indptr, b.indptr)
+        np.testing.assert_array_equal(a.indices, b.indices)
+        np.testing.assert_array_equal(a.data, b.data)
+    assert fast.counts(REAL_TEXT[:6]).getnnz(axis=1).min() > 5  # the real sentences found their words
+    # the title field too: a fitted featurizer against a copy of it on the string path
+    title = featurizer.title
+    assert title is not None
+    slow_title = TfidfFeaturizer(title.vocabulary, title.idf, title.config)
+    slow_fitted = TfidfFeaturizer(featurizer.vocabulary, featurizer.idf, featurizer.config, slow_title)
+    slow_title._fast = slow_fitted._fast = None
+    docs_in = [Doc(t, h) for t, h in zip(texts, reversed(texts), strict=True)]
+    got, want = featurizer.transform(docs_in), slow_fitted.transform(docs_in)
+    np.testing.assert_array_equal(got.indptr, want.indptr)
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_array_equal(got.data, want.data)
