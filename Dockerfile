@@ -45,7 +45,7 @@ RUN pip uninstall -y -q pip setuptools wheel \
 FROM ${BASE_IMAGE} AS serve
 COPY --from=serve-venv /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
-    NUMBA_CACHE_DIR=/tmp/numba-cache XMLC_BUNDLE=/models/current
+    NUMBA_CACHE_DIR=/tmp/numba-cache XMLC_BUNDLE=/models/current XMLC_WORKERS=1
 RUN python3 -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is not None)" \
     && NUMBA_CACHE_DIR=/opt/numba-cache python3 -m xmlc.warm_kernels \
     && groupadd --system --gid 10001 xmlc \

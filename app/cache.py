@@ -6,6 +6,12 @@ connection rather than refusing the next request: at peak, lookups queue for a m
 failing. A breaker skips the cache for ``retry_s`` only on an outage (no connection can be made, or
 ``breaker_errors`` operations in a row failed), so one slow reply from a starved CPU does not turn the
 cache off at peak; it is tried again after ``retry_s`` and resumes by itself when Redis returns.
+
+Lookups and stores are coalesced: the lookups of every request that reaches the cache in one turn of the
+event loop go to Redis as one MGET, and the answers computed meanwhile as one pipeline of SETs, sent
+after the responses (a request never waits for its answer to be stored). At peak, when requests come in
+waves, this is one round trip per wave instead of two per request (the Redis client's Python was a
+quarter of the event loop's time under load, BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -76,6 +83,9 @@ class PredictionCache:
             health_check_interval=30,
         )
         self.client = aioredis.Redis(connection_pool=pool)
+        self._gets: list[tuple[list[str], asyncio.Future[list[Any | None] | None]]] = []
+        self._sets: dict[str, Any] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         # An operation's bound: waiting for a connection, then the round trip.
         self._op_timeout_s = pool_wait_s + 2 * timeout_s
 
@@ -103,11 +113,45 @@ class PredictionCache:
 
     async def get_many(self, keys: list[str]) -> list[Any | None] | None:
         """Cached values (decoded JSON) or None per key; None when the lookup was skipped (the breaker
-        is open or Redis failed)."""
+        is open or Redis failed). Lookups made in the same turn of the event loop share one MGET."""
         if not keys:
             return []
         if not self.available:
             return None
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any | None] | None] = loop.create_future()
+        if not self._gets:
+            loop.call_soon(self._spawn, self._fetch)
+        self._gets.append((keys, future))
+        return await future
+
+    def store(self, items: dict[str, Any]) -> None:
+        """Store ``items`` soon, without waiting: the stores of one turn of the loop go as one pipeline."""
+        if not items or not self.available:
+            return
+        if not self._sets:
+            asyncio.get_running_loop().call_soon(self._spawn, self._flush)
+        self._sets.update(items)
+
+    def _spawn(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        task = asyncio.get_running_loop().create_task(work())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _fetch(self) -> None:
+        batch, self._gets = self._gets, []
+        values = await self._mget([k for keys, _ in batch for k in keys])
+        at = 0
+        for keys, future in batch:
+            if not future.done():  # a request that went away no longer waits
+                future.set_result(None if values is None else values[at : at + len(keys)])
+            at += len(keys)
+
+    async def _flush(self) -> None:
+        items, self._sets = self._sets, {}
+        await self.set_many(items)
+
+    async def _mget(self, keys: list[str]) -> list[Any | None] | None:
         try:
             raw = await asyncio.wait_for(self.client.mget(keys), self._op_timeout_s)
         except (TimeoutError, RedisError, OSError) as e:
@@ -117,7 +161,7 @@ class PredictionCache:
         out = []
         for value in raw:
             try:
-                out.append(json.loads(value) if value is not None else None)
+                out.append(orjson.loads(value) if value is not None else None)
             except (ValueError, UnicodeDecodeError):
                 out.append(None)  # a foreign or damaged value is a miss, never an error
         return out
@@ -128,7 +172,7 @@ class PredictionCache:
         try:
             pipe = self.client.pipeline(transaction=False)
             for key, value in items.items():
-                pipe.set(key, json.dumps(value, separators=(",", ":")), ex=self.ttl_s)
+                pipe.set(key, orjson.dumps(value), ex=self.ttl_s)
             await asyncio.wait_for(pipe.execute(), self._op_timeout_s)
         except (TimeoutError, RedisError, OSError) as e:
             self._failed("set", e)
@@ -142,5 +186,8 @@ class PredictionCache:
             return False
 
     async def close(self) -> None:
+        """Finish the lookups and stores under way, then close the connections."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(RedisError, OSError):
             await self.client.aclose()

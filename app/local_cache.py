@@ -59,11 +59,14 @@ def request_key(version: str, content_type: bytes, body: bytes) -> bytes:
 class LocalCache:
     """A bounded LRU of answers (headers, body): at most ``max_entries`` and about ``max_bytes``."""
 
-    def __init__(self, max_entries: int, max_bytes: int) -> None:
+    def __init__(
+        self, max_entries: int, max_bytes: int, on_size: Callable[[int], None] | None = None
+    ) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.nbytes = 0
         self._entries: OrderedDict[bytes, tuple[Headers, bytes]] = OrderedDict()
+        self.on_size = on_size or (lambda n: None)  # told the entry count after every change (a gauge)
 
     @property
     def enabled(self) -> bool:
@@ -95,10 +98,12 @@ class LocalCache:
         while len(self._entries) > self.max_entries or self.nbytes > self.max_bytes:
             dropped_key, dropped = self._entries.popitem(last=False)
             self.nbytes -= self._size(dropped_key, *dropped)
+        self.on_size(len(self._entries))
 
     def clear(self) -> None:
         self._entries.clear()
         self.nbytes = 0
+        self.on_size(0)
 
 
 class LocalCacheMiddleware:

@@ -28,8 +28,9 @@ log = logging.getLogger("xmlc.service")
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = ServiceMetrics()
-    local_cache = LocalCache(settings.local_cache_size, settings.local_cache_bytes)
-    metrics.local_cache_entries.set_function(lambda: len(local_cache))
+    local_cache = LocalCache(
+        settings.local_cache_size, settings.local_cache_bytes, metrics.local_cache_entries.set
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -6,7 +6,19 @@ its /metrics and Prometheus scrapes every replica, which keeps the numbers exact
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -66,7 +78,10 @@ class ServiceMetrics:
             registry=r,
         )
         self.local_cache_entries = Gauge(
-            "xmlc_local_cache_entries", "Answers held in the in-process answer cache", registry=r
+            "xmlc_local_cache_entries",
+            "Answers held in the in-process answer cache",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.cache_errors = Counter(
             "xmlc_cache_errors_total",
@@ -76,9 +91,14 @@ class ServiceMetrics:
             registry=r,
         )
         self.inflight = Gauge(
-            "xmlc_inflight_requests", "Requests being handled (not probes or scrapes)", registry=r
+            "xmlc_inflight_requests",
+            "Requests being handled (not probes or scrapes)",
+            registry=r,
+            multiprocess_mode="livesum",
         )
-        self.queue_depth = Gauge("xmlc_queue_depth", "Documents waiting for the model", registry=r)
+        self.queue_depth = Gauge(
+            "xmlc_queue_depth", "Documents waiting for the model", registry=r, multiprocess_mode="livesum"
+        )
         self.rejected = Counter("xmlc_rejected_total", "Requests refused with 429 (queue full)", registry=r)
         self.shed = Counter(
             "xmlc_shed_total",
@@ -86,10 +106,22 @@ class ServiceMetrics:
             registry=r,
         )
         self.model_info = Gauge(
-            "xmlc_model_info", "Loaded model (value 1)", ["name", "version", "method"], registry=r
+            "xmlc_model_info",
+            "Loaded model (value 1)",
+            ["name", "version", "method"],
+            registry=r,
+            multiprocess_mode="livemax",
         )
         self.reloads = Counter("xmlc_reloads_total", "Model reloads by result", ["result"], registry=r)
 
     def set_model(self, name: str, version: str, method: str) -> None:
         self.model_info.clear()
         self.model_info.labels(name=name, version=version, method=method).set(1)
+
+    def render(self) -> tuple[bytes, str]:
+        """The text exposition for /metrics: this registry's, or all processes' in multiprocess mode."""
+        if os.environ.get(MULTIPROCESS_ENV):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

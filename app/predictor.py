@@ -129,7 +129,7 @@ class Predictor:
                 key = keys[i] if used.version == version else cache_key(used.version, docs[i], k, threshold)
                 fresh[key] = rows
             if self.cache:
-                await self.cache.set_many(fresh)
+                self.cache.store(fresh)  # sent after the response, with the other requests' answers
         return Answer(model.name, model.version, [r or [] for r in results], status, unrecognised)
 
     async def _lookup(self, keys: list[str], results: list[Rows | None]) -> str:

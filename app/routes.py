@@ -7,9 +7,8 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.auth import require_admin, require_api_key
 from app.batching import DeadlineExceeded, Overloaded
@@ -90,7 +89,7 @@ async def predict(body: PredictRequest, predictor: PredictorDep, request: Reques
     request.scope[ANSWERED_BY] = answer.version  # the local answer cache stores it only under this version
     headers = {"X-Cache": answer.cache} if answer.cache else {}
     # Built by us and documented by response_model: skip FastAPI's second validation on the hot path.
-    return JSONResponse(out, headers=headers)
+    return Response(orjson.dumps(out), media_type="application/json", headers=headers)
 
 
 def request_deadline(request: Request, settings: Settings) -> float:
@@ -132,7 +131,8 @@ async def model(predictor: PredictorDep) -> dict[str, Any]:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(predictor: PredictorDep) -> Response:
-    return Response(generate_latest(predictor.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    body, media_type = predictor.metrics.render()
+    return Response(body, media_type=media_type)
 
 
 @router.post(

@@ -12,12 +12,16 @@ reused by the gateway just as the replica closes it.
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
 
 from app.main import create_app
+from app.metrics import MULTIPROCESS_ENV
 from app.settings import Settings
 
 log = logging.getLogger("xmlc.service")
@@ -40,7 +44,11 @@ class DrainingServer(uvicorn.Server):
 
 
 def serve(settings: Settings, host: str, port: int) -> None:
-    """Serve ``settings`` on ``host:port`` until a signal; then drain and exit."""
+    """Serve ``settings`` on ``host:port`` until a signal; then drain and exit (one process), or as
+    ``settings.workers`` processes sharing the port (`serve_workers`)."""
+    if settings.workers > 1:
+        serve_workers(settings, host, port)
+        return
     logging.basicConfig(level=logging.INFO)
     app = create_app(settings)
     config = uvicorn.Config(
@@ -53,3 +61,34 @@ def serve(settings: Settings, host: str, port: int) -> None:
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
     )
     DrainingServer(config, app).run()
+
+
+def serve_workers(settings: Settings, host: str, port: int) -> None:
+    """Several service processes on one port (uvicorn's supervisor restarts one that dies).
+
+    Each worker reads its settings from ``XMLC_*`` variables, so every setting, command-line overrides
+    included, is exported first; the workers' metrics go to one multiprocess folder, emptied here, that
+    each worker's /metrics sums (`app.metrics`). On SIGTERM each worker stops taking connections and
+    answers what it holds; the /ready drain of a one-process replica is for orchestrators, which run
+    one process per container.
+    """
+    logging.basicConfig(level=logging.INFO)
+    folder = Path(os.environ.get(MULTIPROCESS_ENV) or tempfile.mkdtemp(prefix="xmlc-metrics-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):  # an earlier run's counts
+        stale.unlink()
+    os.environ[MULTIPROCESS_ENV] = str(folder)
+    for name, value in settings.model_dump(exclude_none=True).items():
+        os.environ[f"XMLC_{name.upper()}"] = str(value)
+    log.info("%d worker processes, metrics in %s", settings.workers, folder)
+    uvicorn.run(
+        "app.main:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=settings.workers,
+        log_level="info",
+        access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+    )

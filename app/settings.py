@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def available_cores() -> int:
+    """Cores this process may use: its CPU affinity, bounded by a cgroup v2 CPU quota (a container's
+    CPU limit), at least one."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            n = min(n, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
 
 
 class Settings(BaseSettings):
@@ -39,8 +54,15 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(200_000, ge=1, description="Longer texts get 422.")
     batch_max_size: int = Field(32, ge=1, description="Micro-batching: most documents in one model call.")
     batch_max_wait_ms: float = Field(2.0, ge=0, description="Micro-batching: wait for more documents.")
+    workers: int = Field(
+        default_factory=available_cores,
+        ge=1,
+        description="Service processes of `xmlc serve` (default: one per available core; each has its "
+        "own event loop, model and batcher: on 2 cores two processes answered 1.4x the cache misses of "
+        "one process with two model threads, BENCHMARKS.md). The container image sets 1: replicas scale.",
+    )
     batch_workers: int = Field(
-        2, ge=1, description="Model calls running at once (threads; the model releases the GIL)."
+        1, ge=1, description="Model calls running at once in a process (threads; the model releases the GIL)."
     )
     queue_max: int = Field(512, ge=1, description="Documents waiting for the model; beyond it, 429.")
     queue_max_requests: int = Field(

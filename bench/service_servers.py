@@ -26,12 +26,18 @@ def free_port() -> int:
 
 
 def proc_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of a process, all its threads (Linux /proc)."""
+    """User + system CPU seconds of a process and its live child processes (a server's workers), all
+    their threads (Linux /proc)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError, ValueError):
+            children += [int(c) for c in task.read_text().split()]
+    return own + sum(proc_cpu_s(c) or 0.0 for c in children)
 
 
 @dataclass
@@ -87,11 +93,11 @@ def _problems(text: str) -> list[str]:
     return [line for line in text.splitlines() if any(m in line for m in marks)]
 
 
-def uvicorn_command(target: str, port: int, factory: bool) -> list[str]:
+def uvicorn_command(target: str, port: int, factory: bool, workers: int = 1) -> list[str]:
     cmd = [sys.executable, "-m", "uvicorn", target]
     if factory:
         cmd.append("--factory")
-    return [*cmd, "--host", HOST, "--port", str(port), "--workers", "1", "--no-access-log"]
+    return [*cmd, "--host", HOST, "--port", str(port), "--workers", str(workers), "--no-access-log"]
 
 
 @contextlib.contextmanager
@@ -103,12 +109,19 @@ def start_server(
     log_dir: Path,
     factory: bool = False,
     cpus: str | None = None,
+    workers: int = 1,
 ) -> Iterator[Server]:
-    """A uvicorn server on a free port, ready; ``cpus`` pins it (``taskset -c``), as a CPU limit would."""
+    """A uvicorn server on a free port, ready; ``cpus`` pins it (``taskset -c``), as a CPU limit would;
+    ``workers`` processes share the port and one prometheus-client multiprocess folder (as `xmlc serve
+    --workers` runs them)."""
     import httpx
 
     port = free_port()
-    cmd = uvicorn_command(target, port, factory)
+    cmd = uvicorn_command(target, port, factory, workers)
+    if workers > 1:
+        metrics_dir = log_dir / f"{name}-metrics"
+        metrics_dir.mkdir(exist_ok=True)
+        env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     if cpus:
         cmd = ["taskset", "-c", cpus, *cmd]
     log_path = log_dir / f"{name}.log"

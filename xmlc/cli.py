@@ -219,6 +219,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     redis_url: Annotated[str | None, typer.Option(help="Redis URL for the prediction cache.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes (default: one per core).")] = None,
 ) -> None:
     """Run the HTTP service under uvicorn (other settings: XMLC_* environment variables); on SIGTERM it
     drains: /ready turns 503, requests in flight are answered, then it exits."""
@@ -231,6 +232,8 @@ def serve(
         overrides["bundle"] = bundle
     if redis_url:
         overrides["redis_url"] = redis_url
+    if workers:
+        overrides["workers"] = workers
     settings = Settings(**overrides)
     try:  # a missing or foreign bundle: one line, not a server's start-up traceback
         read_manifest(settings.bundle, verify=False)

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from xmlc.batch import Batch
-from xmlc.embedding import embed
+from xmlc.embedding import embed, gather
 from xmlc.onnx_session import OnnxSession, export_info_of
 
 ENCODER_FILE = "encoder.onnx"
@@ -163,7 +163,7 @@ class OnnxRanker:
                 "cand_prior": np.ascontiguousarray(prior[rows], dtype=np.float32),
             }
             if self.label_vectors is not None and self.label_bias is not None:
-                feeds["cand_vecs"] = self.label_vectors[cand[rows]].astype(np.float32)
+                feeds["cand_vecs"] = gather(self.label_vectors, cand[rows])
                 feeds["cand_bias"] = np.ascontiguousarray(self.label_bias[cand[rows]], dtype=np.float32)
             else:
                 feeds["cand_ids"] = np.ascontiguousarray(cand[rows], dtype=np.int64)

@@ -1,4 +1,5 @@
-"""Compile the beam-search kernels for the argument types serving uses, into numba's on-disk cache.
+"""Compile the serving kernels (term counting, beam search, the ranker's encoder) for the argument types
+serving uses, into numba's on-disk cache.
 
 Why: numba compiles on first call, a few seconds per kernel. The serving image runs this once at build
 time (``python -m xmlc.warm_kernels`` with ``NUMBA_CACHE_DIR`` set), so replicas start without
@@ -15,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from xmlc.doc import Doc
+from xmlc.embedding import embed, gather
 from xmlc.featurizer import FeaturizerConfig, TfidfFeaturizer
 from xmlc.tree import Tree, TreePredParams, TreeShortlister
 
@@ -32,10 +34,16 @@ def warm_kernels() -> None:
         shortlister = TreeShortlister([tree, tree], TreePredParams(beam_size=2))
         shortlister.save(folder)
         loaded = TreeShortlister.load(folder, shortlister.meta())
+        table = rng.standard_normal((len(words), 4)).astype(np.float16)
+        np.save(folder / "table.npy", table)
+        mapped = np.asarray(np.load(folder / "table.npy", mmap_mode="r"))  # as a ranker loads it
         for docs in ([Doc("w1 w2 w3")], [Doc("w4 w5", "w6"), Doc("w7")]):
             X = featurizer.transform(docs)
             loaded.search(X, 3)
             shortlister.search(X, 3)
+            for t in (table, mapped):
+                gather(t, np.array([[0, 1]]))
+                embed(X, t)
 
 
 if __name__ == "__main__":

@@ -20,20 +20,71 @@ def counter(metrics: ServiceMetrics, name: str, **labels: str) -> float:
 
 
 def test_more_lookups_than_connections_wait_instead_of_failing(redis_server):
+    """Both connections are busy for 0.3 s; lookups made meanwhile (in many turns of the loop) wait for
+    one and all succeed."""
     metrics = ServiceMetrics()
 
     async def run() -> list:
         cache = PredictionCache(redis_server.url, 60, 1.0, 1.0, metrics, pool_size=2, pool_wait_s=5.0)
         await cache.set_many({f"k{i}": [i] for i in range(200)})
+        busy = [asyncio.create_task(cache.client.blpop([f"empty{j}"], timeout=0.3)) for j in range(2)]
+        await asyncio.sleep(0.05)
+
+        async def lookup(i: int) -> list:
+            for _ in range(i % 7):  # spread over several turns of the event loop
+                await asyncio.sleep(0)
+            return await cache.get_many([f"k{i}", "absent"])
+
         try:
-            return await asyncio.gather(*(cache.get_many([f"k{i}", "absent"]) for i in range(200)))
+            return await asyncio.gather(*(lookup(i) for i in range(200)))
         finally:
+            await asyncio.gather(*busy)
             await cache.close()
 
     results = asyncio.run(run())
     assert results == [[[i], None] for i in range(200)]
     assert counter(metrics, "xmlc_cache_errors_total", op="get") == 0
     assert counter(metrics, "xmlc_cache_errors_total", op="pool_wait") == 0
+
+
+def test_lookups_and_stores_of_one_turn_share_one_round_trip(redis_server):
+    metrics = ServiceMetrics()
+    calls = {"mget": 0, "execute": 0}
+
+    async def run() -> tuple[list, list]:
+        cache = PredictionCache(redis_server.url, 60, 1.0, 1.0, metrics)
+        mget, pipeline = cache.client.mget, cache.client.pipeline
+
+        async def counted_mget(*args, **kw):
+            calls["mget"] += 1
+            return await mget(*args, **kw)
+
+        def counted_pipeline(*args, **kw):
+            pipe = pipeline(*args, **kw)
+            execute = pipe.execute
+
+            async def counted_execute(*a, **k):
+                calls["execute"] += 1
+                return await execute(*a, **k)
+
+            pipe.execute = counted_execute
+            return pipe
+
+        cache.client.mget, cache.client.pipeline = counted_mget, counted_pipeline
+        for i in range(30):
+            cache.store({f"s{i}": {"n": i}})  # 30 stores in one turn, none awaited
+        await asyncio.sleep(0.2)
+        try:
+            first = await asyncio.gather(*(cache.get_many([f"s{i}"]) for i in range(30)))
+            second = await asyncio.gather(*(cache.get_many([f"s{i}", "nope"]) for i in range(3)))
+            return first, second
+        finally:
+            await cache.close()
+
+    first, second = asyncio.run(run())
+    assert first == [[{"n": i}] for i in range(30)]
+    assert second == [[{"n": i}, None] for i in range(3)]
+    assert calls == {"mget": 2, "execute": 1}
 
 
 def test_a_pool_that_stays_busy_past_the_wait_skips_without_opening_the_breaker(redis_server):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from xmlc.embedding import embed
+from xmlc.embedding import embed, gather
 
 
 def test_embed_is_the_sparse_product_with_every_half_widened_exactly():
@@ -29,3 +29,15 @@ def test_embed_is_the_sparse_product_with_every_half_widened_exactly():
     one = sp.csr_matrix((np.array([2.0], np.float32), np.array([1]), np.array([0, 1])), shape=(1, 500))
     np.testing.assert_array_equal(embed(one, table)[0], 2.0 * table[1].astype(np.float32))
     assert embed(X[:0], table).shape == (0, 24)
+
+
+def test_gather_widens_the_rows_asked_for():
+    rng = np.random.default_rng(2)
+    table = rng.standard_normal((50, 8)).astype(np.float16)
+    table[0, :4] = [0.0, -0.0, 6e-8, -6e-5]  # zeros and subnormals
+    rows = rng.integers(0, 50, size=(3, 7))
+    rows[0, 0] = 0
+    got = gather(table, rows)
+    assert got.shape == (3, 7, 8) and got.dtype == np.float32
+    np.testing.assert_array_equal(got, table[rows].astype(np.float32))
+    assert gather(table, rows[:0]).shape == (0, 7, 8)
