@@ -8,31 +8,34 @@ from typing import Any
 from bench.service_burst import FIGURE_SLACK_S, burst_checks
 
 
+def _show(text: str, r: dict[str, Any]) -> None:
+    """A run's progress line, then the first warning lines its server logged."""
+    print(f"    {text}", flush=True)
+    for line in r["server_log_sample"][:3]:
+        print(f"      server: {line}")
+
+
 def show_run(r: dict[str, Any]) -> None:
     rps = r.get("rps", r.get("achieved_rps", 0.0))
-    print(
-        f"    {rps:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, X-Cache hit "
+    _show(
+        f"{rps:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, X-Cache hit "
         f"{r.get('hit', r.get('x_cache', {}).get('hit', 0))} miss "
         f"{r.get('miss', r.get('x_cache', {}).get('miss', 0))}, Redis errors {_fmt(r['redis_errors'], 'd')}, "
         f"server log warnings {r['server_log_problems']} (counted from the warm-up on)",
-        flush=True,
+        r,
     )
-    for line in r["server_log_sample"][:3]:
-        print(f"      server: {line}")
 
 
 def show_burst(r: dict[str, Any]) -> None:
     """The burst run's progress line: what came back and how fast."""
     la = r["latency_all"]
-    print(
-        f"    {r['answered']} answered in {r['wall_s']:.1f} s: 2xx {r['n2xx']}, 429 {r['n429']}, 503 "
+    _show(
+        f"{r['answered']} answered in {r['wall_s']:.1f} s: 2xx {r['n2xx']}, 429 {r['n429']}, 503 "
         f"{r['n503']}, other 4xx {r['n4xx_other']}, other 5xx {r['n5xx_other']}, socket errors "
         f"{r['socket_errors']}, Retry-After missing {r['retry_after_missing']}; p50 {la['p50_ms']:.1f} ms, "
         f"p99 {la['p99_ms']:.1f} ms, max {la['max_ms']:.1f} ms; Redis errors {_fmt(r['redis_errors'], 'd')}",
-        flush=True,
+        r,
     )
-    for line in r["server_log_sample"][:3]:
-        print(f"      server: {line}")
 
 
 def _fmt(x: float | None, spec: str = ".2f") -> str:
