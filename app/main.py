@@ -8,6 +8,8 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import FrameType
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -49,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         predictor = Predictor(settings, metrics, cache, local_cache)
         app.state.predictor = predictor
         await predictor.start()  # a bundle that does not load stops the start-up, loudly
+        previous = drain_on_signals(predictor)
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload_on_signal(predictor)))
@@ -57,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGHUP)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             await predictor.stop()
 
     app = FastAPI(
@@ -102,6 +107,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def drain_on_signals(predictor: Predictor) -> dict[int, Any]:
+    """On SIGTERM or SIGINT, mark the replica draining, then let the server's own handler stop it.
+
+    Chained in front of the handler uvicorn installed (one process or each of `xmlc serve --workers`):
+    /ready turns 503 and new work gets 503 while the server answers what it holds (app.server). Only the
+    main thread may set signal handlers; elsewhere (an app under a test client) nothing is chained.
+    Returns the handlers it replaced, to put back on shutdown.
+    """
+    replaced: dict[int, Any] = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+
+        def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+            if not predictor.draining:
+                log.info("signal %s: draining (ready -> 503, finishing the requests in flight)", signum)
+                predictor.draining = True
+            if callable(previous):
+                previous(signum, frame)
+
+        try:
+            signal.signal(sig, handler)
+        except ValueError:  # not the main thread
+            continue
+        replaced[sig] = previous
+    return replaced
 
 
 async def _reload_on_signal(predictor: Predictor) -> None:

@@ -15,10 +15,8 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from types import FrameType
 
 import uvicorn
-from fastapi import FastAPI
 
 from app.main import create_app
 from app.metrics import MULTIPROCESS_ENV
@@ -28,21 +26,6 @@ log = logging.getLogger("xmlc.service")
 KEEP_ALIVE_S = 75  # longer than ingress-nginx's upstream keep-alive (60 s): the proxy closes first
 
 
-class DrainingServer(uvicorn.Server):
-    """A uvicorn server that tells the app it is draining before it stops taking connections."""
-
-    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
-        super().__init__(config)
-        self.app = app
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        predictor = getattr(self.app.state, "predictor", None)
-        if predictor is not None and not predictor.draining:
-            log.info("signal %s: draining (ready -> 503, finishing the requests in flight)", sig)
-            predictor.draining = True
-        super().handle_exit(sig, frame)
-
-
 def serve(settings: Settings, host: str, port: int) -> None:
     """Serve ``settings`` on ``host:port`` until a signal; then drain and exit (one process), or as
     ``settings.workers`` processes sharing the port (`serve_workers`)."""
@@ -50,9 +33,8 @@ def serve(settings: Settings, host: str, port: int) -> None:
         serve_workers(settings, host, port)
         return
     logging.basicConfig(level=logging.INFO)
-    app = create_app(settings)
     config = uvicorn.Config(
-        app,
+        create_app(settings),
         host=host,
         port=port,
         log_level="info",
@@ -60,7 +42,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
         timeout_keep_alive=KEEP_ALIVE_S,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
     )
-    DrainingServer(config, app).run()
+    uvicorn.Server(config).run()
 
 
 def serve_workers(settings: Settings, host: str, port: int) -> None:
@@ -68,9 +50,8 @@ def serve_workers(settings: Settings, host: str, port: int) -> None:
 
     Each worker reads its settings from ``XMLC_*`` variables, so every setting, command-line overrides
     included, is exported first; the workers' metrics go to one multiprocess folder, emptied here, that
-    each worker's /metrics sums (`app.metrics`). On SIGTERM each worker stops taking connections and
-    answers what it holds; the /ready drain of a one-process replica is for orchestrators, which run
-    one process per container.
+    each worker's /metrics sums (`app.metrics`). uvicorn passes SIGTERM on to every worker, and each
+    drains as one process does (`app.main.drain_on_signals`).
     """
     logging.basicConfig(level=logging.INFO)
     folder = Path(os.environ.get(MULTIPROCESS_ENV) or tempfile.mkdtemp(prefix="xmlc-metrics-"))

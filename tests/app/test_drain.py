@@ -72,12 +72,15 @@ def test_a_draining_replica_is_not_ready_and_sends_new_work_away(make_client):
 
 
 @pytest.mark.slow
-def test_sigterm_answers_what_the_replica_holds_then_exits(tree_bundle):
-    """A request held in the batcher when SIGTERM arrives is answered; the process exits soon after."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_answers_what_the_replica_holds_then_exits(tree_bundle, workers):
+    """A request held in the batcher when SIGTERM arrives is answered; the process exits soon after
+    (one process, or the workers of `xmlc serve --workers 2`, to which uvicorn passes the signal)."""
     port = free_port()
     env = {**os.environ, "XMLC_BATCH_MAX_WAIT_MS": "1500", "XMLC_BATCH_MAX_SIZE": "64"}
+    cmd = [sys.executable, "-m", "xmlc.cli", "serve", "--bundle", str(tree_bundle), "--port", str(port)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "xmlc.cli", "serve", "--bundle", str(tree_bundle), "--port", str(port)],
+        [*cmd, "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
