@@ -1,7 +1,10 @@
 """Prometheus metrics of one service instance, on its own registry (so tests can build many apps).
 
-Run one uvicorn worker per container (replicas scale out behind the gateway): each process then owns
-its /metrics and Prometheus scrapes every replica, which keeps the numbers exact without multiprocess mode.
+In a container the service is one process (replicas scale out behind the gateway) and owns its
+/metrics. Run as several processes on one host (`xmlc serve --workers N`, `app.server`), the processes
+share prometheus-client's multiprocess folder (``PROMETHEUS_MULTIPROC_DIR``, set before the workers
+start) and /metrics sums them: counters and histograms add up, the gauges of load (in flight, queue,
+answers held) are summed over the live processes.
 """
 
 from __future__ import annotations

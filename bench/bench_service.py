@@ -209,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         if max_body > 1_000_000:
             env["XMLC_MAX_BODY_BYTES"] = str(max_body)
         env.update(extra_env)
-        service = start_server("service", "app.main:app_from_env", env, "/ready", tmp, True, None, workers)
+        service = start_server(
+            "service", "app.main:app_from_env", env, "/ready", tmp, factory=True, workers=workers
+        )
         with service as svc:
             servers.append(svc.command)
             cache_state = check_predict(svc, tagged(bodies[0], "check"))

@@ -21,6 +21,15 @@ from numba import njit
 _REBIAS = np.float32(2.0**112)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _shift(row: np.ndarray, bits: np.ndarray) -> None:
+    """The float16 bits of ``row`` moved to float32 position in ``bits``: read as float32 and times
+    `_REBIAS`, each is the half's exact value."""
+    for j in range(row.shape[0]):
+        h = np.uint32(row[j])
+        bits[j] = ((h & np.uint32(0x8000)) << np.uint32(16)) | ((h & np.uint32(0x7FFF)) << np.uint32(13))
+
+
 @njit(cache=True, nogil=True)
 def _embed(
     indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, table: np.ndarray, out: np.ndarray
@@ -37,13 +46,8 @@ def _embed(
         acc = out[d]
         acc[:] = 0.0
         for i in range(lo, hi):
-            row = table[indices[i]]
+            _shift(table[indices[i]], bits)
             v = data[i]
-            for j in range(dim):
-                h = np.uint32(row[j])
-                bits[j] = ((h & np.uint32(0x8000)) << np.uint32(16)) | (
-                    (h & np.uint32(0x7FFF)) << np.uint32(13)
-                )
             for j in range(dim):
                 acc[j] += v * (wide[j] * _REBIAS)
     out[0, 0] += np.float32(0.0) * np.float32(touched & 1)  # keeps the touching loads
@@ -57,12 +61,7 @@ def _gather(table: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
     bits = out.reshape(flat.shape[0], dim).view(np.uint32)
     wide = out.reshape(flat.shape[0], dim)
     for i in range(flat.shape[0]):
-        row = table[flat[i]]
-        for j in range(dim):
-            h = np.uint32(row[j])
-            bits[i, j] = ((h & np.uint32(0x8000)) << np.uint32(16)) | (
-                (h & np.uint32(0x7FFF)) << np.uint32(13)
-            )
+        _shift(table[flat[i]], bits[i])
         for j in range(dim):
             wide[i, j] *= _REBIAS
 

@@ -32,10 +32,10 @@ CONFIG_FILE = "ranker.json"
 LABEL_VECTORS_FILE = "ranker_label_vectors.npy"
 LABEL_BIAS_FILE = "ranker_label_bias.npy"
 FEATURE_TABLE_FILE = "ranker_feature_table.npy"
-# Bounds on one onnxruntime call: the encoder gathers (batch x longest row x dim) floats and the scorer
-# (batch x candidates x dim), so big batches are cut into chunks of bounded size. 2^14 padded terms of a
-# 256-d encoder gather 16 MB: on EURLEX57K batches of 32 to 128 about twice as fast as 2^16, and
-# within 15% of 2^12 either way.
+# Bounds on one onnxruntime call: an encoder graph (bundles before the term table) gathers (batch x
+# longest row x dim) floats and the scorer (batch x candidates x dim), so big batches are cut into chunks.
+# 2^14 padded terms of a 256-d encoder gather 16 MB: on EURLEX57K batches of 32 to 128 about twice as fast
+# as 2^16, and within 15% of 2^12 either way.
 MAX_PADDED_TERMS = 1 << 14
 SCORER_CHUNK_DOCS = 128  # (docs x candidates x dim) gathered label vectors per scorer call: 13 MB at 256
 
