@@ -49,6 +49,8 @@ def cache_key(version: str, doc: Doc, k: int, threshold: float | None) -> str:
     h.update(heading.encode("utf-8", "surrogatepass"))
     h.update(b"|")
     h.update(body.encode("utf-8", "surrogatepass"))
+    if doc.features is not None:  # given features: ids and values as exact numbers
+        h.update(b"|features|" + repr(doc.features).encode())
     return "xmlc:pred:" + h.hexdigest()
 
 

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from xmlc.doc import Doc
+from xmlc.data import parse_features
+from xmlc.doc import Doc, FeatureRow
 
-NOTHING = "the document has no words: give a non-blank 'text', 'title' or both"
+NOTHING = "the document has no words: give a non-blank 'text', 'title' or both (or 'features')"
+FEATURES = Field(
+    None,
+    description="Given features, feature id -> value (for a bundle trained on feature vectors, e.g. an "
+    "Extreme Classification Repository file); ids the bundle does not know are ignored.",
+    examples=[{"12": 0.5, "907": 0.25}],
+)
+
+
+def _features(value: dict[str, float] | None) -> FeatureRow | None:
+    return parse_features(value) if value is not None else None
 
 
 class DocumentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    _row: FeatureRow | None = PrivateAttr(None)
     text: str = Field(
         "", description="Document body (may be left out for a title alone).", examples=["Council regulation"]
     )
@@ -22,16 +34,18 @@ class DocumentIn(BaseModel):
         description="Optional title. Models read it with the text and again as a separate title field; "
         "without a title, the text's first line plays that part.",
     )
+    features: dict[str, float] | None = FEATURES
 
     @model_validator(mode="after")
     def _not_blank(self) -> Self:
-        if not (self.text.strip() or self.title.strip()):
+        self._row = _features(self.features)
+        if not (self.text.strip() or self.title.strip() or self._row):
             raise ValueError(NOTHING)
         return self
 
     @property
     def doc(self) -> Doc:
-        return Doc(self.text, self.title)
+        return Doc(self.text, self.title, self._row)
 
 
 class PredictRequest(BaseModel):
@@ -47,8 +61,10 @@ class PredictRequest(BaseModel):
         },
     )
 
+    _row: FeatureRow | None = PrivateAttr(None)
     text: str | None = Field(None, description="One document's body.")
     title: str | None = Field(None, description="One document's title.")
+    features: dict[str, float] | None = FEATURES
     documents: list[DocumentIn] | None = Field(None, description="A batch of documents.")
     k: int | None = Field(
         None, ge=1, description="How many labels per document (default: the bundle's choice, or 5)."
@@ -64,11 +80,11 @@ class PredictRequest(BaseModel):
 
     @model_validator(mode="after")
     def _one_shape(self) -> Self:
-        single = self.text is not None or self.title is not None
+        single = self.text is not None or self.title is not None or self.features is not None
         if self.documents is not None:
             if single:
                 raise ValueError(
-                    "give one document ('text' and/or 'title') or a batch ('documents'), not both; "
+                    "give one document ('text', 'title', 'features') or a batch ('documents'), not both; "
                     "a title of a batch document goes inside it"
                 )
             if not self.documents:
@@ -76,14 +92,15 @@ class PredictRequest(BaseModel):
             return self
         if not single:
             raise ValueError("nothing to label: give 'text' and/or 'title', or 'documents' (a batch)")
-        if not ((self.text or "").strip() or (self.title or "").strip()):
+        self._row = _features(self.features)
+        if not ((self.text or "").strip() or (self.title or "").strip() or self._row):
             raise ValueError(NOTHING)
         return self
 
     def docs(self) -> list[Doc]:
         if self.documents is not None:
             return [d.doc for d in self.documents]
-        return [Doc(self.text or "", self.title or "")]
+        return [Doc(self.text or "", self.title or "", self._row)]
 
 
 class LabelOut(BaseModel):

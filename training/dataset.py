@@ -20,17 +20,17 @@ from training.featurizer_fit import fit_featurizer
 from training.params import FeaturizerParams
 from xmlc.data import Document, LabelRecord
 from xmlc.doc import Doc
-from xmlc.featurizer import TfidfFeaturizer
+from xmlc.given_features import GivenFeatures
 from xmlc.labels import LabelTable
-from xmlc.parts import Ranker, Shortlister
+from xmlc.parts import Featurizer, Ranker, Shortlister
 from xmlc.pipeline import Pipeline
 
 
 @dataclass
 class TrainingSet:
     docs: list[Doc]
-    featurizer: TfidfFeaturizer
-    X: sp.csr_matrix  # (docs x features) TF-IDF rows
+    featurizer: Featurizer  # TF-IDF fitted on the texts, or the documents' given features
+    X: sp.csr_matrix  # (docs x features) TF-IDF (or given, unit-length) rows
     labels: LabelTable
     Y: sp.csr_matrix  # (docs x labels) 0/1
     label_records: dict[str, LabelRecord] = field(default_factory=dict)
@@ -51,7 +51,14 @@ class TrainingSet:
         """Fit the featurizer on ``documents`` and build the label table (names from ``records``)."""
         t0 = time.perf_counter()
         docs = [d.doc for d in documents]
-        featurizer, X = fit_featurizer(docs, params, n_jobs, progress)
+        featurizer: Featurizer
+        if any(d.features for d in docs):  # given features (an XC file): no vocabulary to fit
+            if not all(d.features for d in docs):
+                raise ValueError("some training documents give features and some do not: give all or none")
+            featurizer = GivenFeatures.of(docs)
+            X = featurizer.transform(docs)
+        else:
+            featurizer, X = fit_featurizer(docs, params, n_jobs, progress)
         names = {r.id: r.name for r in records} or None
         labels = LabelTable.from_documents([d.labels for d in documents], names)
         Y = labels.matrix([d.labels for d in documents])

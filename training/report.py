@@ -3,13 +3,14 @@ documents, the score of each stage it built and which stages it kept.
 
 The report is printed and saved in the manifest (``report``), so `xmlc info` shows it later. Held-out
 documents come from ``--valid FILE`` (the model is fitted on every training document) or from
-``--holdout FRACTION`` (a seeded slice set aside before fitting; the bundle is fitted on the rest).
+``--holdout SHARE`` (a seeded slice set aside before fitting, by default where there is a choice; the
+chosen model is then refitted on every document, or with ``--no-refit`` kept as fitted on the rest).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,9 +18,12 @@ import numpy as np
 from xmlc.data import Document
 from xmlc.evaluation import evaluate_model
 from xmlc.model import Model
+from xmlc.parts import Ranker
 from xmlc.pipeline import Pipeline
 
 HELD_OUT_METRICS = ("P@1", "P@3", "P@5", "nDCG@5", "PSP@5")
+# Weights of the shortlister's score in the served score (`xmlc.ranker.blend`); 0: the ranker as trained.
+PRIOR_WEIGHTS = (0.0, 0.25, 0.5, 0.75)
 
 
 def coverage(docs: Sequence[Document], label_ids: Sequence[str]) -> dict[str, Any]:
@@ -51,11 +55,13 @@ def held_out_scores(model: Model, docs: Sequence[Document]) -> dict[str, float]:
 
 
 def choose_stages(model: Model, docs: Sequence[Document]) -> tuple[Model, dict[str, Any]]:
-    """Keep the ranker only where it helps on these held-out documents.
+    """Keep the ranker, blended with the shortlister's scores at the weight that does best on these
+    held-out documents, or drop it where the shortlister alone does better.
 
     A ranker re-orders the shortlist; on corpora whose documents carry many labels it can re-order
-    worse than the shortlister's own scores. Both are scored here; the ranker stays when P@1 + P@5 with
-    it is at least that without it, else the bundle is written without it (the shortlister alone).
+    worse than the shortlister's own scores, and in between a blend of the two can beat both. Each
+    blend weight of `PRIOR_WEIGHTS` and the shortlister alone are scored (P@1 + P@5); ties keep the
+    earlier, so the ranker as trained wins a tie with a blend, and a blend a tie with no ranker.
     """
     with_all = held_out_scores(model, docs)
     choice: dict[str, Any] = {"held_out": with_all, "stages": {model.kind: with_all}}
@@ -63,16 +69,35 @@ def choose_stages(model: Model, docs: Sequence[Document]) -> tuple[Model, dict[s
         choice["kept"] = model.kind
         choice["why"] = "nothing to choose: the method has no optional stage"
         return model, choice
+    reweigh: Callable[[float], Ranker] | None = getattr(model.ranker, "with_prior_weight", None)
+    # (name, prior weight or None for no ranker, model, held-out scores)
+    options: list[tuple[str, float | None, Model, dict[str, float]]] = [(model.kind, 0.0, model, with_all)]
+    for w in PRIOR_WEIGHTS[1:]:
+        if reweigh is None:  # a ranker that cannot blend: on or off only
+            break
+        mixed = Pipeline(model.featurizer, model.shortlister, model.labels, reweigh(w), model.manifest)
+        options.append((f"{model.kind} blend {w:g}", w, mixed, held_out_scores(mixed, docs)))
     alone = Pipeline(model.featurizer, model.shortlister, model.labels, None, model.manifest)
-    without = held_out_scores(alone, docs)
-    choice["stages"][alone.kind] = without
-    gain = (with_all["P@1"] + with_all["P@5"]) - (without["P@1"] + without["P@5"])
-    if gain >= 0:
-        choice["kept"], choice["why"] = model.kind, f"the ranker adds {gain:+.2f} to P@1 + P@5"
-        return model, choice
-    choice["kept"], choice["why"] = alone.kind, f"the ranker costs {-gain:.2f} of P@1 + P@5: dropped"
-    choice["held_out"] = without
-    return alone, choice
+    options.append((alone.kind, None, alone, held_out_scores(alone, docs)))
+    for name, _, _, scores in options[1:]:
+        choice["stages"][name] = scores
+
+    def total(scores: dict[str, float]) -> float:
+        return scores["P@1"] + scores["P@5"]
+
+    best = max(range(len(options)), key=lambda i: (total(options[i][3]), -i))
+    _, weight, kept, scores = options[best]
+    choice.update(held_out=scores, kept=kept.kind, prior_weight=weight)
+    if weight is None:
+        margin = total(scores) - max(total(o[3]) for o in options[:-1])
+        choice["why"] = (
+            f"the shortlister alone beats the ranker's best blend by {margin:.2f} P@1 + P@5: dropped"
+        )
+    else:
+        gain = total(scores) - total(options[-1][3])
+        blended = f" blended with the shortlister's scores (weight {weight:g})" if weight else ""
+        choice["why"] = f"the ranker{blended} adds {gain:+.2f} to P@1 + P@5"
+    return kept, choice
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -91,12 +116,15 @@ def format_report(report: dict[str, Any]) -> str:
             f"never be predicted (e.g. {examples})"
         )
     choice = report.get("choice")
+    src = report.get("held_out_source", "")
     if choice:
-        src = report.get("held_out_source", "held-out documents")
-        for kind, scores in choice["stages"].items():
+        lines.append(f"held-out {src}")
+        for kind, scores in choice.get("stages", {}).items():
             row = "  ".join(f"{m} {scores[m]:.2f}" for m in HELD_OUT_METRICS)
-            lines.append(f"held-out {kind:<14} {row}   ({src})")
+            lines.append(f"held-out {kind:<24} {row}")
         lines.append(f"kept     {choice['kept']}: {choice['why']}")
         if "title" in choice:
             lines.append(f"title    weight {choice['title']['title_weight']:g}: {choice['title']['why']}")
+    elif src:
+        lines.append(f"held-out {src}")
     return "\n".join(lines)

@@ -13,11 +13,18 @@ import numpy as np
 
 from training.dataset import TrainingSet
 from training.methods import configure, get_method
-from training.params import TrainParams
+from training.params import AttentionParams, TrainParams, TreeRankerParams, XTransformerParams
 from training.report import choose_stages, coverage, held_out_scores
 from xmlc.bundle import check_out
 from xmlc.data import Document, LabelRecord, read_documents, read_label_records
 from xmlc.model import Model
+from xmlc.pipeline import Pipeline
+
+# Held out by default (seeded, at most 5,000 documents) to choose the title field and the ranker's
+# blend, then refitted on every document: on EURLEX57K the bundle equals the one fitted without the choice.
+AUTO_HOLDOUT = 0.1
+TEXT_ONLY = (AttentionParams, XTransformerParams)  # methods that read words, not feature rows
+AUTO_HOLDOUT_MIN_DOCS = 1000
 
 
 @dataclass
@@ -44,6 +51,8 @@ def fit_model(
     methods, become extra training documents.
     """
     method = get_method(params.method)
+    if isinstance(params.model, TEXT_ONLY) and any(d.features for d in documents):
+        raise ValueError(f"method {params.method!r} reads raw text; these documents give feature vectors")
     n_jobs = max(1, n_jobs or os.cpu_count() or 1)
     data = TrainingSet.build(documents, params.featurizer, records, n_jobs, progress)
     data.ray_address = ray_address
@@ -66,20 +75,23 @@ def train_bundle(
     ray_address: str | None = None,
     force: bool = False,
     valid_path: str | Path | None = None,
-    holdout: float = 0.0,
+    holdout: float | None = None,
+    refit: bool = True,
     seed: int = 0,
 ) -> TrainResult:
     """Read ``train_path``, fit the method's model, write the bundle to ``out`` (an existing bundle
     there only with ``force``; anything else at ``out`` is refused before any work).
 
-    With held-out documents (``valid_path``, or a seeded ``holdout`` share of the training documents,
-    set aside before fitting) the stages built are scored on them and only those that help are kept
-    (`training.report.choose_stages`); the report goes into the manifest either way.
+    Choices are made on held-out documents: ``valid_path``, or a seeded ``holdout`` share of the
+    training documents (``None``: `AUTO_HOLDOUT` where there is something to choose and at least
+    `AUTO_HOLDOUT_MIN_DOCS` documents; 0: none). The title field is kept only where it helps, and the
+    ranker is blended or dropped (`training.report.choose_stages`). With a held-out share and ``refit``
+    the chosen model is then fitted again on every training document, so the choice costs no data.
     """
     get_method(params.method)  # an unknown method fails before the data is read
     if valid_path is not None and holdout:
         raise ValueError("give --valid or --holdout, not both")
-    if not 0.0 <= holdout < 0.5:
+    if holdout is not None and not 0.0 <= holdout < 0.5:
         raise ValueError(f"--holdout {holdout}: a share of the training documents in [0, 0.5)")
     check_out(Path(out), force)
     timings: dict[str, float] = {}
@@ -88,43 +100,91 @@ def train_bundle(
     if not docs:
         raise ValueError(f"{train_path}: no documents to train on")
     records = read_label_records(labels_path) if labels_path else []
+    if holdout is None:
+        auto = valid_path is None and len(docs) >= AUTO_HOLDOUT_MIN_DOCS and has_choice(params, docs)
+        holdout = AUTO_HOLDOUT if auto else 0.0
+    fit_docs, source = docs, ""
     valid: list[Document] = []
-    source = ""
     if valid_path is not None:
         valid, _ = read_documents(valid_path, skip_bad=skip_bad)
         source = str(valid_path)
     elif holdout:
-        docs, valid = split_holdout(docs, holdout, seed)
-        source = f"{len(valid)} training documents held out (seed {seed}), not fitted on"
+        fit_docs, valid = split_holdout(docs, holdout, seed)
+        source = f"{len(valid)} training documents held out (seed {seed})"
+        source += f", then refitted on all {len(docs)}" if refit else ", not fitted on"
+    refit = refit and fit_docs is not docs
     timings["read"] = time.perf_counter() - t0
-    title_choice, fitted = None, None
+    title_choice, fitted, stage_choice = None, None, None
     if valid and params.featurizer.title_weight > 0 and any(d.title.strip() for d in docs):
         t1 = time.perf_counter()
-        params, title_choice, fitted = choose_title_weight(docs, valid, params, records, n_jobs)
+        params, title_choice, fitted = choose_title_weight(fit_docs, valid, params, records, n_jobs)
         timings["choose title"] = time.perf_counter() - t1
-    if fitted is None:  # the probe that won is not already the model asked for
+    if valid and not (refit and not isinstance(params.model, TreeRankerParams)):
+        t1 = time.perf_counter()
+        if fitted is None:  # the probe that won is not already the model asked for
+            fitted = fit_model(fit_docs, params, records, n_jobs, progress, ray_address)
+        model, stage_choice = choose_stages(fitted[0], valid)
+        fitted = (model, fitted[1])
+        timings["choose stages" if refit else "fit and choose"] = time.perf_counter() - t1
+    if refit or fitted is None:
+        params = chosen_params(params, stage_choice)
         fitted = fit_model(docs, params, records, n_jobs, progress, ray_address)
+        if stage_choice is not None and stage_choice.get("prior_weight"):
+            fitted = (with_prior_weight(fitted[0], stage_choice["prior_weight"]), fitted[1])
     model, fit_timings = fitted
     timings.update(fit_timings)
     listed = list(dict.fromkeys([*model.labels.ids, *(r.id for r in records)]))  # the table, then the file's
-    report: dict[str, Any] = {"coverage": coverage(docs, listed)}
+    report: dict[str, Any] = {"coverage": coverage(docs if refit else fit_docs, listed)}
     if valid:
-        t1 = time.perf_counter()
-        model, report["choice"] = choose_stages(model, valid)
         report["held_out_source"] = source
+        report["choice"] = stage_choice or {"kept": model.kind, "why": "the method has no optional stage"}
         if title_choice is not None:
             report["choice"]["title"] = title_choice
-        timings["choose"] = time.perf_counter() - t1
+    else:
+        report["held_out_source"] = holdout_skipped(docs, params)
+    n_fitted = len(docs) if refit else len(fit_docs)
     model.manifest.update(
         name=name or Path(out).name,
-        training={"n_docs": len(docs), "n_skipped": stats.n_skipped, "source": str(train_path)},
+        training={"n_docs": n_fitted, "n_skipped": stats.n_skipped, "source": str(train_path)},
         report=report,
     )
     t1 = time.perf_counter()
     manifest = model.save(out, force)
     timings["write"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
-    return TrainResult(manifest, timings, len(docs), stats.n_skipped, stats.skipped, report)
+    return TrainResult(manifest, timings, n_fitted, stats.n_skipped, stats.skipped, report)
+
+
+def has_choice(params: TrainParams, docs: Sequence[Document]) -> bool:
+    """Whether held-out documents would choose anything: the title field (documents with titles) or
+    the ranker of a tree+ranker model."""
+    titles = params.featurizer.title_weight > 0 and any(d.title.strip() for d in docs)
+    return titles or isinstance(params.model, TreeRankerParams)
+
+
+def holdout_skipped(docs: Sequence[Document], params: TrainParams) -> str:
+    """Why no choice was made on held-out documents (said in the report)."""
+    if not has_choice(params, docs):
+        return "none: the method has nothing to choose on held-out documents"
+    if len(docs) < AUTO_HOLDOUT_MIN_DOCS:
+        return f"none: fewer than {AUTO_HOLDOUT_MIN_DOCS:,} documents (give --valid FILE or --holdout SHARE)"
+    return "none: --holdout 0"
+
+
+def chosen_params(params: TrainParams, stage_choice: dict[str, Any] | None) -> TrainParams:
+    """What to refit: a tree+ranker whose ranker was dropped on held-out data refits its trees only."""
+    dropped = stage_choice is not None and stage_choice.get("prior_weight", 0.0) is None
+    if dropped and isinstance(params.model, TreeRankerParams):
+        return replace(params, method="tree", model=params.model.tree)
+    return params
+
+
+def with_prior_weight(model: Model, weight: float) -> Model:
+    """``model`` serving its ranker blended with the shortlister's scores (`xmlc.ranker.blend`)."""
+    if not isinstance(model, Pipeline) or model.ranker is None:
+        raise ValueError("only a pipeline with a ranker blends the shortlister's scores")
+    ranker = model.ranker.with_prior_weight(weight)  # type: ignore[attr-defined]
+    return Pipeline(model.featurizer, model.shortlister, model.labels, ranker, model.manifest)
 
 
 def split_holdout(docs: list[Document], share: float, seed: int) -> tuple[list[Document], list[Document]]:

@@ -9,7 +9,6 @@ training code itself loads only when `xmlc train` trains, so `xmlc predict`, `xm
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -18,7 +17,7 @@ import typer
 from tqdm.auto import tqdm
 
 from xmlc.bundle import BundleError
-from xmlc.cli_bundle import ensemble, fail, info, predict, skipped
+from xmlc.cli_bundle import ensemble, evaluate, fail, info, predict, skipped
 from xmlc.data import DataError
 
 T = TypeVar("T")
@@ -58,7 +57,12 @@ def _method_help() -> str:
 
 @app.command()
 def train(
-    train: Annotated[Path, typer.Option("--train", help="Training documents (JSON lines, .gz ok).")],
+    train: Annotated[
+        Path,
+        typer.Option(
+            "--train", help="Training documents: JSON lines, or an XC file (features given); .gz ok."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Bundle folder to write.")],
     method: Annotated[str, typer.Option(metavar="METHOD", help=_method_help())] = "tree+ranker",
     labels: Annotated[
@@ -111,18 +115,22 @@ def train(
     valid: Annotated[
         Path | None,
         typer.Option(
-            help="Held-out labelled documents: the title field and the ranker are kept only where they help."
+            help="Held-out labelled documents: choose the title field and the ranker's blend on them."
         ),
     ] = None,
     holdout: Annotated[
-        float,
+        float | None,
         typer.Option(
             min=0.0,
             max=0.49,
-            help="Without --valid: set this share of the training documents aside (seeded) for the same "
-            "choice; the bundle is fitted on the rest.",
+            help="Without --valid: this share of the training documents (seeded, at most 5,000) is set "
+            "aside for the same choice. Default: 0.1 where there is a choice and 1,000+ documents; 0: none.",
         ),
-    ] = 0.0,
+    ] = None,
+    refit: Annotated[
+        bool,
+        typer.Option(help="After choosing on the held-out share, fit the bundle again on every document."),
+    ] = True,
     name: Annotated[str | None, typer.Option(help="Model name recorded in the manifest.")] = None,
     force: Annotated[
         bool, typer.Option(help="Replace a bundle already at --out (never anything else).")
@@ -161,6 +169,7 @@ def train(
             force=force,
             valid_path=valid,
             holdout=holdout,
+            refit=refit,
         )
     except (DataError, BundleError, ValueError) as e:
         fail(str(e))
@@ -175,40 +184,7 @@ def train(
 app.command()(predict)
 app.command()(info)
 app.command()(ensemble)
-
-
-@app.command("eval")
-def evaluate_cmd(
-    bundle: Annotated[Path, typer.Option("--bundle", help="Bundle folder.")],
-    data: Annotated[Path, typer.Option("--data", help="Labelled documents to score (JSON lines).")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
-    ks: Annotated[str, typer.Option(help="Comma-separated k values.")] = "1,3,5",
-    recall_ks: Annotated[str, typer.Option(help="k values of shortlist recall.")] = "10,50,100",
-    prop_a: Annotated[float, typer.Option(help="Propensity parameter A (Jain et al.).")] = 0.55,
-    prop_b: Annotated[float, typer.Option(help="Propensity parameter B (Jain et al.).")] = 1.5,
-    skip_bad: Annotated[
-        bool, typer.Option(help="Skip and count malformed lines instead of failing.")
-    ] = False,
-) -> None:
-    """P@k, nDCG@k, PSP@k, PSnDCG@k and shortlist recall of a bundle on labelled documents."""
-    from xmlc.evaluation import evaluate_bundle
-
-    try:
-        k_list = [int(k) for k in ks.split(",") if k.strip()]
-        r_list = [int(k) for k in recall_ks.split(",") if k.strip()]
-        report, info = evaluate_bundle(
-            bundle, data, k_list, r_list, prop_a, prop_b, skip_bad, progress=sys.stderr.isatty()
-        )
-    except (DataError, BundleError, ValueError) as e:
-        fail(str(e))
-        return
-    if as_json:
-        typer.echo(json.dumps({**report.to_dict(), **info}, indent=2))
-    else:
-        typer.echo(report.format_table())
-        kind = "calibrated" if info["calibrated"] else "raw, not calibrated"
-        typer.echo(f"expected calibration error of the top-5 scores ({kind}): {info['ece_top5']:.3f}")
-        typer.echo(f"{info['docs_per_s']:.0f} docs/s")
+app.command("eval")(evaluate)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""`xmlc` commands that only read bundles: predict (one text or a file), info, ensemble.
+"""`xmlc` commands that only read bundles: predict (one text or a file), eval, info, ensemble.
 
 Registered on the command line by `xmlc.cli`; the helpers `fail` and `skipped` serve both modules.
 """
@@ -169,3 +169,38 @@ def info(bundle: Annotated[Path, typer.Argument(help="Bundle folder.")]) -> None
     if isinstance(report, dict) and "coverage" in report:
         lines.append(json.dumps(report, indent=2, ensure_ascii=False))
     typer.echo("\n".join(lines))
+
+
+def evaluate(
+    bundle: Annotated[Path, typer.Option("--bundle", help="Bundle folder.")],
+    data: Annotated[
+        Path, typer.Option("--data", help="Labelled documents to score (JSON lines or an XC file).")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    ks: Annotated[str, typer.Option(help="Comma-separated k values.")] = "1,3,5",
+    recall_ks: Annotated[str, typer.Option(help="k values of shortlist recall.")] = "10,50,100",
+    prop_a: Annotated[float, typer.Option(help="Propensity parameter A (Jain et al.).")] = 0.55,
+    prop_b: Annotated[float, typer.Option(help="Propensity parameter B (Jain et al.).")] = 1.5,
+    skip_bad: Annotated[
+        bool, typer.Option(help="Skip and count malformed lines instead of failing.")
+    ] = False,
+) -> None:
+    """P@k, nDCG@k, PSP@k, PSnDCG@k and shortlist recall of a bundle on labelled documents."""
+    from xmlc.evaluation import evaluate_bundle
+
+    try:
+        k_list = [int(k) for k in ks.split(",") if k.strip()]
+        r_list = [int(k) for k in recall_ks.split(",") if k.strip()]
+        report, info = evaluate_bundle(
+            bundle, data, k_list, r_list, prop_a, prop_b, skip_bad, progress=sys.stderr.isatty()
+        )
+    except (DataError, BundleError, ValueError) as e:
+        fail(str(e))
+        return
+    if as_json:
+        typer.echo(json.dumps({**report.to_dict(), **info}, indent=2))
+    else:
+        typer.echo(report.format_table())
+        kind = "calibrated" if info["calibrated"] else "raw, not calibrated"
+        typer.echo(f"expected calibration error of the top-5 scores ({kind}): {info['ece_top5']:.3f}")
+        typer.echo(f"{info['docs_per_s']:.0f} docs/s")

@@ -1,4 +1,5 @@
-"""JSON-lines documents and label files, read strictly so bad data fails loudly with file:line.
+"""JSON-lines documents and label files, read strictly so bad data fails loudly with file:line; files of
+the Extreme Classification Repository (``N D L`` header, features given) are read as documents too.
 
 Training data is large and hand-assembled; an error that says *where* it is saves hours, and a
 silently dropped document skews every metric downstream. Files may be plain or gzip (``.gz``).
@@ -10,7 +11,9 @@ import contextlib
 import gzip
 import io
 import json
+import math
 import os
+import re
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -18,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from xmlc.doc import Doc
+from xmlc.doc import Doc, FeatureRow
 
 PathLike = str | os.PathLike[str]
 MAX_SKIPPED_MESSAGES = 20
+XC_HEADER = re.compile(rb"[0-9]+[ \t]+[0-9]+[ \t]+[0-9]+")
 
 
 class DataError(ValueError):
@@ -44,10 +48,11 @@ class Document:
     text: str
     title: str = ""
     labels: tuple[str, ...] = ()
+    features: FeatureRow | None = None  # given features (XC files, or "features" in JSON lines)
 
     @property
     def doc(self) -> Doc:
-        return Doc(self.text, self.title)
+        return Doc(self.text, self.title, self.features)
 
 
 @dataclass
@@ -111,12 +116,29 @@ def _parse_object(text: str) -> dict[str, Any]:
     return obj
 
 
+def parse_features(value: Any) -> FeatureRow:
+    """A JSON object of feature id (a non-negative integer, as a string) -> finite number, by id."""
+    if not isinstance(value, dict) or not value:
+        raise ValueError('"features" must be a non-empty object of feature id -> value')
+    ids, vals = [], []
+    for key, v in value.items():
+        if not (isinstance(key, str) and key.isdigit() and key.isascii()):
+            raise ValueError(f"feature id {key!r}: expected a non-negative integer")
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise ValueError(f"feature {key}: value must be a finite number, got {v!r}")
+        ids.append(int(key))
+        vals.append(float(v))
+    order = sorted(range(len(ids)), key=ids.__getitem__)  # one order: equal vectors, equal cache keys
+    return tuple(ids[i] for i in order), tuple(vals[i] for i in order)
+
+
 def _parse_document(text: str, require_labels: bool) -> Document:
     obj = _parse_object(text)
     if "id" not in obj:
         raise ValueError('missing "id"')
     doc_id = _ident(obj["id"], '"id"')
-    body = obj.get("text")
+    features = parse_features(obj["features"]) if "features" in obj else None
+    body = obj.get("text", "" if features else None)
     if not isinstance(body, str):
         raise ValueError('"text" missing or not a string')
     title = obj.get("title")
@@ -124,7 +146,7 @@ def _parse_document(text: str, require_labels: bool) -> Document:
         title = ""
     elif not isinstance(title, str):
         raise ValueError(f'"title" must be a string, got {type(title).__name__}')
-    if not body.strip() and not title.strip():
+    if not body.strip() and not title.strip() and not features:
         raise ValueError("text and title are both empty")
     raw_labels = obj.get("labels")
     if raw_labels is None:
@@ -134,7 +156,7 @@ def _parse_document(text: str, require_labels: bool) -> Document:
     labels = tuple(dict.fromkeys(_ident(lab, "label") for lab in raw_labels))
     if require_labels and not labels:
         raise ValueError('"labels" missing or empty')
-    return Document(id=doc_id, text=body, title=title, labels=labels)
+    return Document(id=doc_id, text=body, title=title, labels=labels, features=features)
 
 
 def iter_documents(
@@ -150,6 +172,9 @@ def iter_documents(
     """
     p = Path(path)
     st = stats if stats is not None else ReadStats()
+    if is_xc_file(p):
+        yield from _iter_xc(p, require_labels, skip_bad, st)
+        return
     for lineno, raw in iter_raw_lines(p):
         if not raw.strip():
             continue
@@ -166,6 +191,34 @@ def iter_documents(
             continue
         st.n_read += 1
         yield doc
+
+
+def is_xc_file(path: Path) -> bool:
+    """Whether ``path`` starts with the Extreme Classification Repository's ``N D L`` header (a JSON
+    line never does)."""
+    for _, raw in iter_raw_lines(path):
+        return XC_HEADER.fullmatch(raw.strip()) is not None
+    return False
+
+
+def _iter_xc(p: Path, require_labels: bool, skip_bad: bool, st: ReadStats) -> Iterator[Document]:
+    """The documents of an XC file: id = row number (0-based), label ids = the file's label indices."""
+    from xmlc.xc_format import read_xc  # it reads lines with this module's helpers
+
+    data = read_xc(p)
+    X, Y = data.X, data.Y
+    for i in range(data.n_docs):
+        labels = tuple(str(j) for j in Y.indices[Y.indptr[i] : Y.indptr[i + 1]].tolist())
+        if require_labels and not labels:
+            err = DataError(p, i + 2, "no labels")
+            if not skip_bad:
+                raise err
+            st.add_skip(err)
+            continue
+        start, end = X.indptr[i], X.indptr[i + 1]
+        features = (tuple(X.indices[start:end].tolist()), tuple(X.data[start:end].tolist()))
+        st.n_read += 1
+        yield Document(id=str(i), text="", labels=labels, features=features)
 
 
 def read_documents(

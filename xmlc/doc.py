@@ -1,4 +1,5 @@
-"""`Doc`: one document as the models read it, a title and a text, from the readers and the API alike.
+"""`Doc`: one document as the models read it, a title and a text (or given features), from the readers and
+the API alike.
 
 Why a type of its own: the featurizer reads the title twice, once with the text and once as a field of
 its own, and the service's cache key must change exactly when what the model reads changes. Both read
@@ -9,13 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+FeatureRow = tuple[tuple[int, ...], tuple[float, ...]]  # (feature ids, values)
+
 
 @dataclass(frozen=True, slots=True)
 class Doc:
-    """A text and an optional title; either may be empty, not both (the readers and the API check)."""
+    """A text and an optional title, or a given feature vector (Extreme Classification Repository data,
+    read by a `xmlc.given_features.GivenFeatures` bundle); the readers and the API refuse a document
+    with none of them."""
 
     text: str
     title: str = ""
+    features: FeatureRow | None = None
 
     @property
     def clean_title(self) -> str:

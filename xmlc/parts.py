@@ -21,6 +21,7 @@ from xmlc.attention import AttentionShortlister
 from xmlc.batch import Batch, DocumentFeaturizer
 from xmlc.bundle import BundleError
 from xmlc.featurizer import TfidfFeaturizer
+from xmlc.given_features import GivenFeatures
 from xmlc.hnsw import HnswShortlister
 from xmlc.matcher import TransformerMatcher
 from xmlc.ranker import OnnxRanker
@@ -127,6 +128,7 @@ class PartRegistry:
 PARTS = PartRegistry()
 for _cls in (
     TfidfFeaturizer,
+    GivenFeatures,
     TreeShortlister,
     HnswShortlister,
     AttentionShortlister,

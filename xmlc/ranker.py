@@ -15,7 +15,7 @@ from the batch (`Batch.vectors`), so a document is encoded once.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -51,6 +51,9 @@ class RankerConfig:
     uses_prior: bool = True
     label_table: bool = False  # the label vectors are files beside the scorer (False: inside it)
     feature_table: bool = False  # the term table is a file, encoded by `xmlc.embedding` (False: encoder.onnx)
+    # Served score = ranker^(1-w) * shortlister^w: chosen on held-out documents by `xmlc train`
+    # (training.report.choose_stages); 0 serves the ranker's own probability.
+    prior_weight: float = 0.0
 
 
 def padded_rows(X: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
@@ -120,8 +123,21 @@ class OnnxRanker:
         return self.config.n_candidates
 
     def rank(self, batch: Batch, cand: np.ndarray, prior: np.ndarray) -> np.ndarray:
-        """Probabilities of the shortlisted candidates of a batch (the `Ranker` contract)."""
-        return self.score(batch.vectors(), cand, prior)
+        """Probabilities of the shortlisted candidates of a batch (the `Ranker` contract), blended with
+        the shortlister's own scores where the bundle chose so (`RankerConfig.prior_weight`)."""
+        scores = self.score(batch.vectors(), cand, prior)
+        return blend(scores, prior, self.config.prior_weight) if self.config.prior_weight else scores
+
+    def with_prior_weight(self, weight: float) -> OnnxRanker:
+        """The same ranker serving ``scores^(1-weight) * shortlister^weight`` (tables shared)."""
+        if not 0.0 <= weight < 1.0:
+            raise ValueError(
+                f"prior weight {weight}: in [0, 1) (1 is the shortlister alone: drop the ranker)"
+            )
+        config = replace(self.config, prior_weight=float(weight))
+        return OnnxRanker(
+            self.encoder, self.scorer, config, self.export_info, self.label_vectors, self.label_bias
+        )
 
     def encode(self, X: sp.csr_matrix) -> np.ndarray:
         """(docs x dim) float32 document vectors.
@@ -203,6 +219,16 @@ class OnnxRanker:
         if config.label_table:
             vectors, bias = _mapped(folder / LABEL_VECTORS_FILE), _mapped(folder / LABEL_BIAS_FILE)
         return cls(encoder, scorer, config, export_info_of(meta), vectors, bias)
+
+
+def blend(scores: np.ndarray, prior: np.ndarray, weight: float) -> np.ndarray:
+    """``scores^(1-weight) * prior^weight`` (a weighted geometric mean of two probabilities); padding
+    candidates (score -1) stay -1, so they still sort last."""
+    eps = np.float32(1e-12)
+    out = np.exp(
+        (1.0 - weight) * np.log(np.maximum(scores, eps)) + weight * np.log(np.clip(prior, eps, 1.0))
+    ).astype(np.float32)
+    return np.where(scores < 0, np.float32(-1.0), out)
 
 
 def _mapped(path: Path) -> np.ndarray:

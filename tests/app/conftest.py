@@ -88,7 +88,7 @@ def second_bundle(tree_bundle: Path, corpus_files: dict[str, Path], tmp_path: Pa
 
     out = tmp_path / "second"
     params = configure("tree", {"branching": 2, "leaf_size": 16})
-    train_bundle(corpus_files["train"], out, params, n_jobs=1, progress=False, name="second")
+    train_bundle(corpus_files["train"], out, params, n_jobs=1, progress=False, name="second", holdout=0)
     return out
 
 

@@ -33,7 +33,13 @@ def attention_bundle(tmp_path_factory: pytest.TempPathFactory, corpus_files) -> 
     out = tmp_path_factory.mktemp("bundles") / "attentionxml"
     params = TrainParams("attentionxml", SMALL)
     train_bundle(
-        corpus_files["train"], out, params, labels_path=corpus_files["labels"], n_jobs=1, progress=False
+        corpus_files["train"],
+        out,
+        params,
+        labels_path=corpus_files["labels"],
+        n_jobs=1,
+        progress=False,
+        holdout=0,
     )
     return out
 

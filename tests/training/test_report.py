@@ -7,7 +7,7 @@ import json
 import numpy as np
 from typer.testing import CliRunner
 
-from training.report import choose_stages, coverage, format_report
+from training.report import PRIOR_WEIGHTS, choose_stages, coverage, format_report
 from training.train import split_holdout
 from xmlc.cli import app
 from xmlc.data import Document, read_documents
@@ -50,16 +50,22 @@ class Reversed:
     def rank(self, batch, cand, prior):
         return -self.inner.rank(batch, cand, prior)
 
+    def with_prior_weight(self, weight):
+        return Reversed(self.inner.with_prior_weight(weight))
+
 
 def test_a_ranker_that_hurts_is_dropped_and_one_that_helps_is_kept(ranker_bundle, corpus_files):
     valid, _ = read_documents(corpus_files["test"])
     model = load_model(ranker_bundle)
     assert isinstance(model, Pipeline) and model.ranker is not None
     kept, choice = choose_stages(model, valid)
-    assert set(choice["stages"]) == {"tree+ranker", "tree"}
+    blends = [f"tree+ranker blend {w:g}" for w in PRIOR_WEIGHTS[1:]]
+    assert set(choice["stages"]) == {"tree+ranker", *blends, "tree"}
     assert kept.kind == choice["kept"]
+    best = max(choice["stages"].values(), key=lambda s: s["P@1"] + s["P@5"])
+    assert choice["held_out"]["P@1"] + choice["held_out"]["P@5"] == best["P@1"] + best["P@5"]
     if choice["stages"]["tree+ranker"]["P@5"] > choice["stages"]["tree"]["P@5"] + 1:
-        assert kept is model
+        assert kept.ranker is not None
     bad = Pipeline(model.featurizer, model.shortlister, model.labels, Reversed(model.ranker), model.manifest)
     kept, choice = choose_stages(bad, valid)
     assert kept.kind == "tree" and kept.ranker is None and "dropped" in choice["why"]
@@ -85,20 +91,80 @@ def test_train_with_valid_writes_the_report_in_the_bundle(tmp_path, corpus_files
     assert r.exit_code == 2 and "not both" in r.output
 
 
-def test_train_with_holdout_fits_on_the_rest(tmp_path, corpus_files):
-    out = tmp_path / "b"
+def test_train_with_holdout_chooses_then_refits_on_every_document(tmp_path, corpus_files):
     labels = tmp_path / "labels.jsonl"
     labels.write_text(corpus_files["labels"].read_text() + '{"id": "ZZ", "name": "no document has it"}\n')
-    args = ["train", "--train", str(corpus_files["train"]), "--out", str(out), "--method", "tree"]
-    args += ["--labels", str(labels), "--branching", "4", "--leaf-size", "8"]
-    r = CliRunner().invoke(app, [*args, "--holdout", "0.25"])
+    args = ["train", "--train", str(corpus_files["train"]), "--method", "tree"]
+    args += ["--labels", str(labels), "--branching", "4", "--leaf-size", "8", "--jobs", "1"]
+    r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b"), "--holdout", "0.25"])
     assert r.exit_code == 0, r.output
     assert "1 labels have no training document" in r.output and "ZZ" in r.output
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["training"]["n_docs"] == 1200
+    report = manifest["report"]
+    assert report["held_out_source"] == "300 training documents held out (seed 0), then refitted on all 1200"
+    assert report["choice"]["kept"] == "tree" and report["coverage"]["never_seen_examples"] == ["ZZ"]
+    # The refit is the bundle trained on every document with the chosen settings, without a choice.
+    weight = str(report["choice"]["title"]["title_weight"])
+    r = CliRunner().invoke(
+        app, [*args, "--out", str(tmp_path / "plain"), "--holdout", "0", "--title-weight", weight]
+    )
+    assert r.exit_code == 0, r.output
+    plain = json.loads((tmp_path / "plain" / "manifest.json").read_text())
+    assert plain["report"]["held_out_source"].startswith("none: ")
+    assert plain["files"] == manifest["files"]
+    r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "c"), "--holdout", "0.25", "--no-refit"])
+    assert r.exit_code == 0, r.output
+    manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
     assert manifest["training"]["n_docs"] == 900
-    assert "300 training documents held out" in manifest["report"]["held_out_source"]
-    assert manifest["report"]["choice"]["kept"] == "tree"
-    assert manifest["report"]["coverage"]["never_seen_examples"] == ["ZZ"]
+    assert manifest["report"]["held_out_source"].endswith("held out (seed 0), not fitted on")
+
+
+def test_a_share_is_held_out_by_default_only_where_there_is_a_choice(tmp_path, corpus):
+    from training.methods import configure
+    from training.train import train_bundle
+    from xmlc.data import write_documents
+
+    train, _, _ = corpus
+    untitled = [Document(d.id, d.text, labels=d.labels) for d in train]
+    write_documents(tmp_path / "untitled.jsonl", untitled)
+    write_documents(tmp_path / "few.jsonl", train[:400])
+    tree = configure("tree", {"branching": 4, "leaf_size": 8})
+    # Nothing to choose: one tree on documents without titles is fitted once, on every document.
+    result = train_bundle(tmp_path / "untitled.jsonl", tmp_path / "a", tree, n_jobs=1, progress=False)
+    assert "choice" not in result.report and result.n_docs == len(train)
+    assert result.report["held_out_source"].startswith("none: the method has nothing to choose")
+    result = train_bundle(tmp_path / "few.jsonl", tmp_path / "b", tree, n_jobs=1, progress=False)
+    assert result.report["held_out_source"].startswith("none: fewer than 1,000 documents")
+    # The default method on enough documents: a tenth held out, the choice made, all refitted.
+    small = configure(
+        "tree+ranker", {"branching": 4, "leaf_size": 8, "dim": 16, "epochs": 1, "n_candidates": 16}
+    )
+    result = train_bundle(tmp_path / "untitled.jsonl", tmp_path / "c", small, n_jobs=1, progress=False)
+    n = len(train)
+    assert (
+        result.report["held_out_source"]
+        == f"{n // 10} training documents held out (seed 0), then refitted on all {n}"
+    )
+    choice = result.report["choice"]
+    assert result.manifest["kind"] == choice["kept"] and result.n_docs == n
+    if choice["prior_weight"] is None:  # dropped: the refit trained the three trees only
+        assert (
+            result.manifest["method"] == "tree" and result.manifest["train_params"]["model"]["n_trees"] == 3
+        )
+    else:
+        assert result.manifest["ranker"]["prior_weight"] == choice["prior_weight"]
+
+
+def test_a_dropped_ranker_refits_the_trees_alone():
+    from training.methods import configure
+    from training.train import chosen_params
+
+    params = configure("tree+ranker", {"n_trees": 2})
+    assert chosen_params(params, {"prior_weight": 0.25}) is params
+    assert chosen_params(params, None) is params
+    trees = chosen_params(params, {"prior_weight": None})
+    assert trees.method == "tree" and trees.model == params.model.tree and trees.model.n_trees == 2
 
 
 def test_a_misleading_title_field_is_turned_off_on_held_out_data(tmp_path):

@@ -69,6 +69,7 @@ def xtransformer_bundle(tmp_path_factory: pytest.TempPathFactory, corpus, corpus
         labels_path=corpus_files["labels"],
         n_jobs=1,
         progress=False,
+        holdout=0,
     )
     return root / "bundle"
 

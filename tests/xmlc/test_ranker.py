@@ -68,3 +68,30 @@ def test_large_batches_are_chunked_with_the_same_result(ranker_bundle: Path, cor
     ref = ranker.score(whole, cand, prior)
     monkeypatch.setattr(ranker_module, "SCORER_CHUNK_DOCS", 7)
     np.testing.assert_allclose(ranker.score(whole, cand, prior), ref, rtol=1e-6)
+
+
+def test_a_blended_ranker_serves_the_weighted_geometric_mean_and_keeps_it(
+    ranker_bundle: Path, corpus, tmp_path
+):
+    from xmlc.ranker import blend
+
+    model = load_model(ranker_bundle)
+    assert isinstance(model, Pipeline) and isinstance(model.ranker, OnnxRanker)
+    assert model.ranker.config.prior_weight == 0.0  # bundles before the blend serve the ranker as trained
+    docs = [d.doc for d in corpus[1][:40]]
+    batch = model.batch(docs)
+    cand, prior = model.shortlister.shortlist(batch, model.ranker.depth)
+    raw = model.ranker.rank(batch, cand, prior)
+    mixed = model.ranker.with_prior_weight(0.5)
+    got = mixed.rank(model.batch(docs), cand, prior)
+    ok = raw >= 0
+    assert np.allclose(got[ok], np.sqrt(raw[ok] * np.clip(prior[ok], 1e-12, 1)), rtol=1e-4)
+    assert (got[~ok] == -1).all()
+    assert np.allclose(blend(raw, prior, 0.0)[ok], raw[ok], rtol=1e-5)
+    saved = Pipeline(model.featurizer, model.shortlister, model.labels, mixed, model.manifest)
+    saved.save(tmp_path / "b")
+    again = load_model(tmp_path / "b")
+    assert again.ranker.config.prior_weight == 0.5  # type: ignore[union-attr]
+    assert np.array_equal(again.predict_batch(docs, 5).indices, saved.predict_batch(docs, 5).indices)
+    with pytest.raises(ValueError, match="drop the ranker"):
+        model.ranker.with_prior_weight(1.0)
