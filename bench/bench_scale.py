@@ -218,6 +218,13 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def results(folder: Path, resume: bool) -> tuple[Path, list[dict[str, Any]]]:
+    """A resumable benchmark's results file and the rows it keeps (none unless ``resume``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "results.json"
+    return path, json.loads(path.read_text()) if resume and path.is_file() else []
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "score":
         print(json.dumps(score_bundle(Path(sys.argv[2]), Path(sys.argv[3]))))
@@ -230,11 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true", help="keep the measurements results.json holds")
     ap.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
     args = ap.parse_args(argv)
-    OUT.mkdir(parents=True, exist_ok=True)
-    results_file = OUT / "results.json"
-    rows: list[dict[str, Any]] = (
-        json.loads(results_file.read_text()) if args.resume and results_file.is_file() else []
-    )
+    results_file, rows = results(OUT, args.resume)
     cmd = "python -m bench.bench_scale " + shlex.join(argv if argv is not None else sys.argv[1:])
     for n_labels in [int(x) for x in args.labels.split(",") if x]:
         folder = corpus(n_labels, args.n_test)

@@ -106,6 +106,8 @@ class ScaleSpec:
     alpha: float = 0.55  # label popularity ~ rank^-alpha
     same_topic: float = 0.8  # chance that a further label comes from the first label's topic
     cover: bool = False  # the first documents carry every label once (topic by topic), then as above
+    signal_repeats: float = 3.0  # times each label and topic word occurs in a document (at most half of it)
+    titles: bool = True  # a title naming the document's labels (False: no title)
     seed: int = 0
 
     @property
@@ -166,7 +168,7 @@ class ScaleCorpus:
                     labels.append(cand)
         n_tokens = int(rng.integers(s.min_len, s.max_len + 1))
         signal = np.concatenate([self.signature[labels].ravel(), self.topic_words[topic]])
-        n_signal = min(n_tokens // 2, 3 * len(signal))
+        n_signal = min(n_tokens // 2, max(1, round(s.signal_repeats * len(signal))))
         words = np.concatenate([rng.choice(signal, n_signal), self._filler(rng, n_tokens - n_signal)])
         rng.shuffle(words)
         # A title names the whole document, as a product's title does: a signature word of each label
@@ -179,7 +181,7 @@ class ScaleCorpus:
         word = self.words.__getitem__
         return Document(
             id=doc_id,
-            title=" ".join(map(word, title.tolist())),
+            title=" ".join(map(word, title.tolist())) if s.titles else "",
             text=" ".join(map(word, words.tolist())),
             labels=tuple(f"L{lab}" for lab in labels),
         )

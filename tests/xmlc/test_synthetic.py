@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 
@@ -43,3 +44,21 @@ def test_cover_gives_every_label_a_document() -> None:
     spec = ScaleSpec(n_labels=3000, n_docs=700, cover=True)
     docs = list(ScaleCorpus(spec).documents(spec.docs, seed=1))
     assert {lab for d in docs for lab in d.labels} == {f"L{i}" for i in range(3000)}
+
+
+def test_weaker_signal_and_no_titles_for_other_corpus_shapes() -> None:
+    def signal_share(spec: ScaleSpec) -> float:
+        corpus = ScaleCorpus(spec)
+        docs = list(corpus.documents(200, seed=1))
+        signal = {corpus.words[w] for d in docs for lab in d.labels for w in corpus.signature[int(lab[1:])]}
+        words = [w for d in docs for w in d.text.split()]
+        return sum(w in signal for w in words) / len(words)
+
+    base = ScaleSpec(n_labels=2000, min_len=300, max_len=600, seed=4)
+    assert signal_share(replace(base, signal_repeats=1.0)) < 0.75 * signal_share(base)
+    docs = list(ScaleCorpus(replace(base, titles=False)).documents(20, seed=1))
+    assert all(d.title == "" and d.text for d in docs)
+    # The defaults are the corpora measured before these settings existed.
+    assert ScaleCorpus(base).document(np.random.default_rng(0), "x") == ScaleCorpus(
+        replace(base, signal_repeats=3.0, titles=True)
+    ).document(np.random.default_rng(0), "x")
