@@ -128,9 +128,12 @@ def train(
         ),
     ] = None,
     refit: Annotated[
-        bool,
-        typer.Option(help="After choosing on the held-out share, fit the bundle again on every document."),
-    ] = True,
+        bool | None,
+        typer.Option(
+            help="After choosing on the held-out share, fit the bundle again on every document (default: "
+            "where over 2% of them was held out)."
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Model name recorded in the manifest.")] = None,
     force: Annotated[
         bool, typer.Option(help="Replace a bundle already at --out (never anything else).")

@@ -202,3 +202,15 @@ def test_a_misleading_title_field_is_turned_off_on_held_out_data(tmp_path):
         tmp_path / "train.jsonl", out, params, valid_path=tmp_path / "valid.jsonl", progress=False
     )
     assert result.report["choice"]["title"]["title_weight"] == 1.0
+
+
+def test_a_small_held_out_share_is_not_refitted_unless_asked(tmp_path, corpus_files):
+    from training.methods import configure
+    from training.train import train_bundle
+
+    tree = configure("tree", {"branching": 4, "leaf_size": 8})
+    args = {"n_jobs": 1, "progress": False, "holdout": 0.015}  # 18 of 1,200 documents: 2% or less
+    result = train_bundle(corpus_files["train"], tmp_path / "a", tree, **args)
+    assert result.n_docs == 1182 and result.report["held_out_source"].endswith("not fitted on")
+    result = train_bundle(corpus_files["train"], tmp_path / "b", tree, refit=True, **args)
+    assert result.n_docs == 1200 and result.report["held_out_source"].endswith("refitted on all 1200")
