@@ -161,10 +161,10 @@ def info(bundle: Annotated[Path, typer.Argument(help="Bundle folder.")]) -> None
         f"trained  on {training.get('n_docs', '?')} documents from {training.get('source', '?')}",
         f"files    {len(m['files'])}, {size / 1e6:.1f} MB",
     ]
-    for role in ("featurizer", "shortlister", "ranker"):
-        part = m.get(role)
-        if isinstance(part, dict):
-            lines.append(f"{role:<9}{part.get('kind', '?')}")
+    parts = [(role, m.get(role)) for role in ("featurizer", "shortlister", "ranker")]
+    lines.append(
+        "parts    " + ", ".join(f"{r} {p.get('kind', '?')}" for r, p in parts if isinstance(p, dict))
+    )
     report = m.get("report")
     if isinstance(report, dict) and "coverage" in report:
         lines.append(json.dumps(report, indent=2, ensure_ascii=False))

@@ -108,7 +108,11 @@ def test_batch_predict_from_a_file_keeps_ids_and_never_overwrites(tree_bundle, t
 def test_info_describes_a_bundle(tree_bundle, tmp_path):
     r = runner.invoke(app, ["info", str(tree_bundle)])
     assert r.exit_code == 0, r.output
-    assert "method   tree" in r.output and "labels   64" in r.output and "shortlister" in r.output
+    assert (
+        "method   tree" in r.output
+        and "labels   64" in r.output
+        and "parts    featurizer tfidf, shortlister tree" in r.output
+    )
     r = runner.invoke(app, ["info", str(tmp_path)])
     assert r.exit_code == 2 and "not a bundle" in r.output
 
