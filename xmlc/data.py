@@ -122,8 +122,8 @@ def parse_features(value: Any) -> FeatureRow:
         raise ValueError('"features" must be a non-empty object of feature id -> value')
     ids, vals = [], []
     for key, v in value.items():
-        if not (isinstance(key, str) and key.isdigit() and key.isascii()):
-            raise ValueError(f"feature id {key!r}: expected a non-negative integer")
+        if not (isinstance(key, str) and key.isdigit() and key.isascii() and len(key) < 10):
+            raise ValueError(f"feature id {key!r}: expected a non-negative integer below 10^9")
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
             raise ValueError(f"feature {key}: value must be a finite number, got {v!r}")
         ids.append(int(key))

@@ -89,7 +89,12 @@ def test_the_api_labels_a_feature_vector(xc_files, tmp_path):
         results = batch.json()["results"]
         assert results[0]["labels"][0]["id"] == r.json()["labels"][0]["id"]
         assert results[1].get("warning")  # a text means nothing to a bundle of feature vectors
-        for bad, message in (({"9x": 1.0}, "non-negative integer"), ({}, "non-empty object")):
+        bad_vectors = (
+            ({"9x": 1.0}, "non-negative integer"),
+            ({}, "non-empty object"),
+            ({"1" * 20: 1}, "10^9"),
+        )
+        for bad, message in bad_vectors:
             r = client.post("/predict", json={"features": bad})
             assert r.status_code == 422 and message in r.text
 
