@@ -45,7 +45,10 @@ class RankerNet(nn.Module):
         self.offset = nn.Parameter(torch.tensor(0.0))
 
     def sparse_params(self) -> list[nn.Parameter]:
-        return [*self.features.parameters(), *self.labels.parameters(), *self.label_bias.parameters()]
+        return [*self.features.parameters(), *self.label_params()]
+
+    def label_params(self) -> list[nn.Parameter]:
+        return [*self.labels.parameters(), *self.label_bias.parameters()]
 
     def dense_params(self) -> list[nn.Parameter]:
         return [self.prior_weight, self.offset]

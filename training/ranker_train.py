@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from training.params import RankerParams
 from training.ranker_model import RankerNet, bag_tensors
+from training.row_adam import RowAdam
 
 MIN_STEPS_PER_EPOCH = 64
 
@@ -104,7 +105,8 @@ def train_ranker(
     X = X.tocsr().astype(np.float32)
     Y = Y.tocsr()
     net = RankerNet(X.shape[1], Y.shape[1], params.dim, params.use_prior)
-    sparse_opt = torch.optim.SparseAdam(net.sparse_params(), lr=params.lr)
+    terms = RowAdam(net.features.weight.data.numpy(), lr=params.lr)  # the term table (`training.row_adam`)
+    sparse_opt = torch.optim.SparseAdam(net.label_params(), lr=params.lr)
     dense_opt = torch.optim.Adam(net.dense_params(), lr=params.lr)
     targets = candidate_targets(Y, cand) if cand is not None and params.negatives == "shortlist" else None
     # Candidates of -1 pad shortlists of uneven width: scored as label 0 and left out of the loss.
@@ -121,7 +123,10 @@ def train_ranker(
         t0, total = time.perf_counter(), 0.0
         for start in range(0, n, batch_size):
             rows = order[start : start + batch_size]
-            h = net.encode_bag(*bag_tensors(X, rows))
+            sub = X[rows]
+            with torch.no_grad():  # the term table learns through `terms`, from h's gradient
+                h = net.encode_bag(*bag_tensors(sub, np.arange(len(rows))))
+            h.requires_grad_()
             if targets is None:
 
                 def logits_of(ids: torch.Tensor | None, h: torch.Tensor = h) -> torch.Tensor:
@@ -137,6 +142,8 @@ def train_ranker(
             sparse_opt.zero_grad()
             dense_opt.zero_grad()
             loss.backward()
+            assert h.grad is not None
+            terms.step(sub, h.grad.numpy())
             sparse_opt.step()
             dense_opt.step()
             total += float(loss.detach()) * len(rows)
