@@ -22,7 +22,7 @@ from xmlc.pipeline import Pipeline
 
 # Held out by default (seeded, at most 5,000 documents) to choose the title field and the ranker's
 # blend, then refitted on every document: on EURLEX57K (the choice keeps the defaults) the bundle scores
-# on dev exactly as the default fitted without a choice, at 2.65x the time of that fit (BENCHMARKS.md).
+# on dev exactly as the default fitted without a choice, at 2.65x the time of its final fit (BENCHMARKS.md).
 AUTO_HOLDOUT = 0.1
 AUTO_HOLDOUT_MIN_DOCS = 1000
 # Refit by default only where the held-out share is over this: past it, fitting on all but 2% of the
