@@ -75,9 +75,9 @@ def choose_stages(model: Model, docs: Sequence[Document]) -> tuple[Model, dict[s
     for w in PRIOR_WEIGHTS[1:]:
         if reweigh is None:  # a ranker that cannot blend: on or off only
             break
-        mixed = Pipeline(model.featurizer, model.shortlister, model.labels, reweigh(w), model.manifest)
+        mixed = model.with_ranker(reweigh(w))
         options.append((f"{model.kind} blend {w:g}", w, mixed, held_out_scores(mixed, docs)))
-    alone = Pipeline(model.featurizer, model.shortlister, model.labels, None, model.manifest)
+    alone = model.with_ranker(None)
     options.append((alone.kind, None, alone, held_out_scores(alone, docs)))
     for name, _, _, scores in options[1:]:
         choice["stages"][name] = scores

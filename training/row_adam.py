@@ -66,8 +66,9 @@ class RowAdam:
         """One update from the batch's rows ``X`` (documents x features) and d loss / d document vector."""
         rows, slot = np.unique(X.indices, return_inverse=True)
         G = np.zeros((len(rows), self.table.shape[1]), np.float32)
-        _row_grads(X.indptr, slot.astype(np.int64), X.data.astype(np.float32), grad_h.astype(np.float32), G)
+        data, grad_h = X.data.astype(np.float32, copy=False), grad_h.astype(np.float32, copy=False)
+        _row_grads(X.indptr, slot.astype(np.int64, copy=False), data, grad_h, G)
         self.steps += 1
         b1, b2 = self.betas
         size = self.lr * math.sqrt(1.0 - b2**self.steps) / (1.0 - b1**self.steps)
-        _adam_rows(self.table, self.m, self.v, rows.astype(np.int64), G, size, b1, b2, self.eps)
+        _adam_rows(self.table, self.m, self.v, rows.astype(np.int64, copy=False), G, size, b1, b2, self.eps)

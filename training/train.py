@@ -127,7 +127,7 @@ def train_bundle(
         t1 = time.perf_counter()
         params, title_choice, fitted = choose_title_weight(fit_docs, valid, params, records, n_jobs)
         timings["choose title"] = time.perf_counter() - t1
-    if valid and not (refit and not isinstance(params.model, TreeRankerParams)):
+    if valid and (not refit or isinstance(params.model, TreeRankerParams)):
         t1 = time.perf_counter()
         if fitted is None:  # the probe that won is not already the model asked for
             fitted = fit_model(fit_docs, params, records, n_jobs, progress, ray_address)
@@ -191,8 +191,7 @@ def with_prior_weight(model: Model, weight: float) -> Model:
     """``model`` serving its ranker blended with the shortlister's scores (`xmlc.ranker.blend`)."""
     if not isinstance(model, Pipeline) or model.ranker is None:
         raise ValueError("only a pipeline with a ranker blends the shortlister's scores")
-    ranker = model.ranker.with_prior_weight(weight)  # type: ignore[attr-defined]
-    return Pipeline(model.featurizer, model.shortlister, model.labels, ranker, model.manifest)
+    return model.with_ranker(model.ranker.with_prior_weight(weight))  # type: ignore[attr-defined]
 
 
 def split_holdout(docs: list[Document], share: float, seed: int) -> tuple[list[Document], list[Document]]:

@@ -55,6 +55,10 @@ class Pipeline(Model):
         """``tree``, ``tree+ranker``, ``hnsw+ranker``, ``attention``, ``transformer+ranker``..."""
         return self.shortlister.kind + ("+ranker" if self.ranker is not None else "")
 
+    def with_ranker(self, ranker: Ranker | None) -> Pipeline:
+        """The same featurizer, shortlister, labels and manifest with another ranker (None: without)."""
+        return Pipeline(self.featurizer, self.shortlister, self.labels, ranker, self.manifest)
+
     def batch(self, docs: Sequence[Doc]) -> Batch:
         """The documents with this pipeline's views (its featurizer, its ranker's encoder)."""
         return Batch(docs, self.featurizer, self.ranker.encode if self.ranker is not None else None)
